@@ -31,6 +31,7 @@ class RoundInput:
     words: list[dict] = field(default_factory=list)  # {"text","start","end"} of the whole round, reveal included
     lat: float | None = None
     lng: float | None = None
+    country_code: str | None = None  # from the challenge payload when it carries one
     points: int | None = None
     distance_km: float | None = None
     time_limit_s: int | None = None

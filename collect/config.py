@@ -79,6 +79,12 @@ class RunConfig(_Section):
     ray_address: str | None = None
 
 
+class DemoConfig(_Section):
+    videos: int = 2
+    rounds: int = 5
+    seed: int = 0
+
+
 class CollectConfig(_Section):
     discover: DiscoverConfig = Field(default_factory=DiscoverConfig)
     download: DownloadConfig = Field(default_factory=DownloadConfig)
@@ -88,6 +94,7 @@ class CollectConfig(_Section):
     frames: FramesConfig = Field(default_factory=FramesConfig)
     streetview: StreetViewConfig = Field(default_factory=StreetViewConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    demo: DemoConfig = Field(default_factory=DemoConfig)
     # annotate's own settings; validated by annotate's model in the command layer
     annotate: dict[str, Any] = Field(default_factory=dict)
 

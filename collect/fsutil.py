@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -56,6 +58,7 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; published files get normal modes
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():

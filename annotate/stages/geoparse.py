@@ -1,0 +1,496 @@
+"""Where does the expert say the round is? Country (and city/region) from a round's transcript.
+
+A transcript mentions many places: countries ruled out ("this isn't Spain"), compared ("like in
+Norway"), the previous round's reveal at the start, the guess, and, after the guess, the reveal
+("oh it was Bangladesh"). `Geoparser` finds every mention of a country, demonym, language, city or
+region (longest match over the gazetteer), then scores each country:
+
+    score = Σ kind weight × position weight × cue weight
+
+* kind: a country name counts more than a demonym, a demonym more than a city, a widely spoken
+  language ("spanish", "english") hardly at all;
+* position: later mentions count more (the conclusion and the reveal come last), and mentions
+  in the first stretch count less (the previous round's reveal, the channel intro);
+* cues in the few words before a mention: conclusion phrases ("I'm going to guess", "this has
+  to be", "we're in", "I'll go"), reveal phrases ("it was", "oh", "that's") after the guess,
+  negation ("not", "isn't", "rather than") and comparison ("like in", "similar to").
+
+A country named right behind a reveal phrase after the guess ("… let's see — oh it was
+Malaysia") decides the round outright: the reveal is the truth even when the guess was wrong.
+The guess point is the guess time when word timestamps are known, else where reveal phrases
+start (`reveal_offset`). Text before an early round-start marker ("round two", "here we are")
+is the previous round's tail and text after a late one is the next round: both count little.
+
+Ambiguous names ("Georgia", "Victoria", "Columbia") are resolved in a second pass toward the
+candidate the unambiguous evidence already favours, else by population prior.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from annotate import gazetteer
+from annotate.config import GeoparseConfig
+from annotate.text import strip_asr_tags
+
+# a country name's prior against a same-named place, on the population scale (Georgia: 10M vs 3.5M)
+NAME_PRIOR_POPULATION = 10_000_000.0
+# --- evidence weights (one place to read them) -------------------------------------------------
+KIND_WEIGHT = {"name": 1.0, "demonym": 0.8, "language": 0.5, "region": 0.75, "city": 0.6, "misspelling": 0.8}
+
+
+@dataclass(frozen=True)
+class CueWeights:
+    """Multipliers applied to a mention's kind weight (see the module docstring)."""
+
+    position_floor: float = 0.5  # weight at the very start relative to the end (linear in between)
+    early_stretch: float = 0.08  # share of the transcript that is intro / previous round's reveal
+    early: float = 0.6
+    after_guess: float = 1.5  # known guess time: any mention after it
+    after_guess_reveal: float = 2.0  # … introduced by a reveal cue
+    reveal_statement: float = 4.0  # "it was X" in the second half (guess time unknown)
+    surprise: float = 2.5  # "oh X" in the second half (guess time unknown)
+    detect_reveal: bool = True  # guess time unknown: find the reveal from its phrases
+    detected_after: float = 1.0  # a mention after the detected reveal
+    strong_conclusion: float = 1.8  # "I'm going to guess X"
+    conclusion: float = 1.3  # "I think X"
+    negation: float = -0.6  # "not X" (a vote against)
+    comparison: float = 0.6  # "like in X"
+    other_round: float = 0.3  # before an early round-start marker or after a late one
+    ambiguity_support: float = 0.3  # pass 2: smoothing toward candidates without support
+
+
+WEIGHTS = CueWeights()
+# demonyms that are also languages spoken in many countries: weak evidence for the eponymous one
+WIDESPREAD_LANGUAGES = frozenset({"english", "spanish", "french", "portuguese", "german", "russian", "arabic",
+                                  "dutch", "chinese", "swedish", "malay", "korean", "serbian", "croatian",
+                                  "bosnian", "romanian", "greek", "turkish", "albanian", "danish", "italian"})
+WIDESPREAD_WEIGHT = 0.35
+# phrases that are not a country even though a country word is in them
+NOT_COUNTRY = ("south america", "north america", "central america", "latin america", "south american",
+               "north american", "latin american", "central american", "native american",
+               "african american", "south east asian", "southeast asian", "east asian", "central asian",
+               "south asian", "eastern european", "western european", "middle eastern", "new england",
+               "english speaking", "spanish speaking", "french speaking", "portuguese speaking",
+               "american football", "french fries", "german shepherd", "swiss cheese", "indian ocean",
+               "chinese food", "turkey vulture", "guinea pig", "new guinea", "greek yogurt")
+# common misspellings in auto-captions, for names the gazetteer spells right
+MISSPELLINGS = {"columbia": "CO", "columbian": "CO", "phillipines": "PH", "philipines": "PH", "argentinia": "AR",
+                "kazakstan": "KZ", "kyrgystan": "KG", "khazakstan": "KZ", "portugese": "PT", "brasil": "BR",
+                "brazillian": "BR", "equador": "EC", "lesoto": "LS", "botswanna": "BW", "tailand": "TH",
+                "ukranian": "UA", "ukraina": "UA"}
+# single words that name places but are ordinary English first (never a mention on their own)
+COMMON_WORDS = gazetteer.COMMON_WORD_PLACE_NAMES
+# names that are countries (or big places) but also words/people: they need a cue or support
+WEAK_NAMES = {"jordan": 0.5, "chad": 0.3, "turkey": 0.7, "guinea": 0.5, "georgia": 0.8, "jersey": 0.4,
+              "china": 0.8, "victoria": 0.6, "florence": 0.5, "austin": 0.5, "phoenix": 0.5, "israel": 0.8,
+              "niger": 0.6, "mali": 0.7, "chile": 0.9, "cuba": 0.9, "dallas": 0.5}
+
+CONCLUSION_CUES = ("guess", "going to go", "gonna go", "i'll go", "i will go", "go with", "going with", "go for",
+                   "has to be", "must be", "should be", "have to be", "definitely", "we're in", "we are in",
+                   "this is", "it's", "i think", "probably", "pretty sure", "confident", "i'd say", "click",
+                   "put it in", "somewhere in", "let's go", "i'm thinking", "feels like", "looks like",
+                   "makes me think", "i want to go", "we are", "we're")
+STRONG_CONCLUSION = ("should be", "this is definitely", "guess", "go with", "going with", "gonna go", "going to go",
+                     "i'll go", "go for", "has to be", "must be", "we're in", "we are in", "i want to go",
+                     "put it in", "click")
+REVEAL_CUES = ("it was", "it's in", "was in", "it is", "oh it's", "that's", "this was", "we were in",
+               "actually", "right country", "wrong country", "correct", "was it", "oh")
+# "it was X" late in a round is the reveal (the truth), not a hypothesis
+REVEAL_STATEMENTS = ("it was", "oh it's", "this was", "we were in", "it was in", "was actually")
+# a surprised "oh X" / "oh okay X" right after the guess names the revealed country
+SURPRISE_CUES = ("oh", "oh okay", "oh wow", "oh so", "oh no", "oh it", "oh to", "oh in")
+# where a round starts: text before one (early) is the previous round, after one (late) the next
+ROUND_START_MARKERS = ("next round", "round two", "round three", "round four", "round five", "round 2", "round 3",
+                       "round 4", "round 5", "second round", "third round", "fourth round", "fifth round",
+                       "final round", "last round", "next one", "this one is going to be", "let's begin",
+                       "here we are", "keep it going", "moving on", "let's start", "first round", "round one",
+                       "round 1", "off we go")
+NEGATION_CUES = ("over", "not", "n't", "no", "never", "rather than", "instead of", "than", "except", "wasn't", "isn't",
+                 "doesn't", "don't", "ruled out", "rule out", "eliminate", "other than", "nothing like", "unlike")
+COMPARISON_CUES = ("like in", "similar to", "as in", "same as", "compared to", "for example", "such as", "also in",
+                   "just like", "reminds me of", "as well as", "like", "or")
+_TOKEN = re.compile(r"[a-z0-9][a-z0-9'\-]*")
+
+
+@dataclass
+class Mention:
+    text: str
+    key: str
+    candidates: list[tuple[str, float]]  # (ISO code, prior) — one unless the name is ambiguous
+    kind: str  # name | demonym | language | city | region | misspelling
+    token_index: int
+    place: gazetteer.Place | None = None
+    weight: float = 0.0  # filled by scoring
+    code: str | None = None  # resolved country
+    options: list[tuple] = field(default_factory=list)  # (code, kind, population prior, place) per candidate
+
+
+@dataclass
+class GeoParse:
+    country_code: str | None
+    country: str | None
+    city: str | None
+    region: str | None
+    confidence: float
+    evidence: list[str] = field(default_factory=list)
+    error: str | None = None  # set when nothing could be parsed (empty transcript, no mention)
+
+
+_NAME_KINDS = frozenset({"name", "demonym", "language", "misspelling"})
+
+
+@lru_cache(maxsize=4)
+def _mention_index(min_city_population: int, min_single_word_city_population: int) -> dict[str, list[tuple]]:
+    """normalised phrase → [(code, kind, prior, place)] for every phrase a mention can be."""
+    index: dict[str, list[tuple]] = defaultdict(list)
+    for key, (code, how) in gazetteer.country_index().items():
+        if (len(key) < 3 and key not in {"uk", "nz"}) or key in gazetteer.COMMON_WORD_DEMONYMS:
+            continue
+        index[key].append((code, how, NAME_PRIOR_POPULATION, None))
+    for key, code in MISSPELLINGS.items():
+        if key not in index:
+            index[key].append((code, "misspelling", NAME_PRIOR_POPULATION, None))
+    for key, places in gazetteer.place_index(min_city_population).items():
+        if len(key) < 3 or key in COMMON_WORDS:
+            continue
+        names_country = key in index
+        single = " " not in key
+        for place in places:
+            if place.kind == "country":
+                continue
+            if names_country and not _rivals_country_name(place, index[key]):
+                continue
+            if place.kind == "city":
+                main_name = gazetteer.normalize(place.name) == key
+                if single and place.population < min_single_word_city_population:
+                    continue
+                if not main_name and place.population < 500_000:
+                    continue  # GeoNames alternate names are noisy; trust them only for big cities
+            if place.kind == "admin1" and all(w in COMMON_WORDS for w in key.split()):
+                continue
+            kind = "region" if place.kind == "admin1" else "city"
+            index[key].append((place.country_code, kind, float(place.population), place))
+    # one entry per country and key: a name beats a place; among places the most populous wins
+    out: dict[str, list[tuple]] = {}
+    for key, entries in index.items():
+        best: dict[str, tuple] = {}
+        for entry in entries:
+            current = best.get(entry[0])
+            if (current is None or (entry[1] in _NAME_KINDS and current[1] not in _NAME_KINDS)
+                    or (current[1] not in _NAME_KINDS and entry[1] not in _NAME_KINDS and entry[2] > current[2])):
+                best[entry[0]] = entry
+        out[key] = list(best.values())
+    for key in NOT_COUNTRY:
+        out[key] = []
+    return out
+
+
+def _rivals_country_name(place: gazetteer.Place, entries: list[tuple]) -> bool:
+    """A place sharing a country's name is a candidate only if it is big and elsewhere (US Georgia)."""
+    if any(e[0] == place.country_code for e in entries):
+        return False
+    exact_region = place.kind == "admin1" and not place.coords_approx
+    return exact_region or (place.kind == "city" and place.population >= 1_000_000)
+
+
+_KEEP_S = frozenset({"it's", "let's", "that's", "there's", "what's", "here's", "he's", "she's", "who's", "where's"})
+
+
+def _tokens(text: str) -> list[str]:
+    """Lowercase word tokens; a possessive 's is cut ("brazil's" → "brazil"), "it's"/"let's" stay."""
+    return [t[:-2] if t.endswith("'s") and t not in _KEEP_S else t
+            for t in _TOKEN.findall(gazetteer.normalize(strip_asr_tags(text)))]
+
+
+def _phrase_before(tokens: list[str], index: int, width: int) -> str:
+    return " " + " ".join(tokens[max(0, index - width):index]) + " "
+
+
+def _has_cue(context: str, cues: tuple[str, ...]) -> bool:
+    return any(f" {cue} " in context for cue in cues)
+
+
+class Geoparser:
+    def __init__(self, config: GeoparseConfig | None = None, weights: CueWeights = WEIGHTS):
+        self.config = config or GeoparseConfig()
+        self.weights = weights
+        self.index = _mention_index(self.config.min_city_population, self.config.min_single_word_city_population)
+        self.max_len = max((len(k.split()) for k in self.index), default=1)
+
+    # --- mentions -------------------------------------------------------------------------
+    def mentions(self, tokens: list[str], raw_tokens: list[str] | None = None) -> list[Mention]:
+        found: list[Mention] = []
+        i = 0
+        while i < len(tokens):
+            for n in range(min(self.max_len, len(tokens) - i), 0, -1):
+                key = " ".join(tokens[i:i + n])
+                entries = self.index.get(key)
+                if entries is None:
+                    continue
+                if entries:
+                    if key == "us" and raw_tokens is not None and raw_tokens[i] != "US":
+                        break
+                    total = sum(e[2] for e in entries) or 1.0
+                    kind = entries[0][1] if len(entries) == 1 else _dominant_kind(entries)
+                    found.append(Mention(text=key, key=key, candidates=[(e[0], e[2] / total) for e in entries],
+                                         kind=kind, token_index=i, place=next((e[3] for e in entries if e[3]), None),
+                                         options=list(entries)))
+                i += n - 1
+                break
+            i += 1
+        return found
+
+    # --- scoring --------------------------------------------------------------------------
+    def predict(self, transcript: str | list[dict], guess_s: float | None = None) -> GeoParse:
+        if isinstance(transcript, list):
+            words = [w for w in transcript if str(w.get("text", "")).strip()]
+            text = " ".join(str(w["text"]) for w in words)
+            tokens, token_times = [], []
+            for w in words:
+                for t in _tokens(str(w["text"])):
+                    tokens.append(t)
+                    token_times.append(float(w.get("start", 0.0)))
+        else:
+            text = transcript or ""
+            tokens, token_times = _tokens(text), None
+        if not tokens:
+            return GeoParse(None, None, None, None, 0.0, [], error="empty transcript")
+        mentions = self.mentions(tokens)
+        if not mentions:
+            return GeoParse(None, None, None, None, 0.0, [], error="no place mentioned")
+        guess_index = self._guess_index(tokens, token_times, guess_s)
+        guess_known = guess_index is not None
+        if guess_index is None and self.weights.detect_reveal:
+            guess_index = _reveal_token_index(tokens)
+        bounds = _round_bounds(tokens)
+        scores: dict[str, float] = defaultdict(float)
+        for m in mentions:
+            m.weight = self._weight(m, tokens, guess_index, guess_known, bounds)
+        # pass 1: unambiguous mentions; pass 2: ambiguous ones lean toward what pass 1 favours
+        for m in mentions:
+            if len(m.candidates) == 1:
+                m.code = m.candidates[0][0]
+                scores[m.code] += m.weight
+        for m in mentions:
+            if len(m.candidates) > 1:
+                m.code = max(m.candidates, key=lambda c: self._ambiguity_score(c, scores))[0]
+                chosen = next(o for o in m.options if o[0] == m.code)
+                m.kind, m.place = chosen[1], chosen[3]
+                m.weight = self._weight(m, tokens, guess_index, guess_known, bounds)
+                scores[m.code] += m.weight
+        revealed = self._revealed(mentions, tokens, guess_index, bounds)
+        if revealed is not None:
+            # the answer said out loud after the guess ("oh it was Malaysia") settles it
+            scores[revealed.code] = max(scores.values()) + abs(revealed.weight) + 1.0
+        ranked = sorted(scores.items(), key=lambda kv: -kv[1])
+        best_code, best_score = ranked[0]
+        if best_score <= 0:
+            return GeoParse(None, None, None, None, 0.0, [m.text for m in mentions], error="only negated mentions")
+        positive = sum(max(s, 0.0) for _, s in ranked)
+        country = gazetteer.country_by_code(best_code)
+        support = [m for m in mentions if m.code == best_code and m.weight > 0]
+        city = _most_weighted(m for m in support if m.kind == "city")
+        region = _most_weighted(m for m in support if m.kind == "region")
+        evidence = [f"{m.text} ({m.kind}, w={m.weight:.2f})" for m in sorted(support, key=lambda m: -m.weight)[:6]]
+        if revealed is not None and revealed.code == best_code:
+            said = " ".join(tokens[max(0, revealed.token_index - 3):revealed.token_index + 1])
+            evidence.insert(0, f"revealed after the guess: {said}")
+        return GeoParse(best_code, country.name if country else best_code, city, region,
+                        round(best_score / positive, 3) if positive else 0.0, evidence)
+
+    def _ambiguity_score(self, candidate: tuple[str, float], scores: dict[str, float]) -> float:
+        """Support already gathered for the candidate's country × its prior (× Street View coverage)."""
+        code, prior = candidate
+        support = max(scores.get(code, 0.0), 0.0) + self.weights.ambiguity_support
+        return support * (prior + 0.05) * (1.0 if _street_view(code) else 0.5)
+
+    def _revealed(self, mentions: list[Mention], tokens: list[str], guess_index: int | None,
+                  bounds: tuple[int, int]) -> Mention | None:
+        """First country named after the guess right behind a reveal phrase ("it was", "oh …")."""
+        if guess_index is None:
+            return None
+        _, end = bounds
+        for m in mentions:
+            if not (guess_index <= m.token_index < end) or len(m.candidates) != 1:
+                continue
+            if m.kind not in ("name", "misspelling") or _is_negated(tokens, m.token_index):
+                continue
+            if _has_cue(_phrase_before(tokens, m.token_index, 4), REVEAL_STATEMENTS + SURPRISE_CUES):
+                return m
+        return None
+
+    def _guess_index(self, tokens: list[str], token_times: list[float] | None, guess_s: float | None) -> int | None:
+        if guess_s is not None and token_times:
+            for i, t in enumerate(token_times):
+                if t >= guess_s:
+                    return i
+            return len(tokens)
+        return None
+
+    def _weight(self, m: Mention, tokens: list[str], guess_index: int | None, guess_known: bool,
+                bounds: tuple[int, int]) -> float:
+        pos = m.token_index / max(len(tokens) - 1, 1)
+        w = KIND_WEIGHT.get(m.kind, 0.5)
+        if m.kind in ("demonym", "language") and m.key in WIDESPREAD_LANGUAGES:
+            w = WIDESPREAD_WEIGHT
+        if m.key in WEAK_NAMES:
+            w *= WEAK_NAMES[m.key]
+        if m.kind == "city" and m.place is not None:
+            # bigger cities are likelier meant; a 15k town named like a word is a weak vote
+            w *= min(1.0, 0.4 + 0.1 * math.log10(max(m.place.population, 10)))
+        before = _phrase_before(tokens, m.token_index, 4)
+        near = _phrase_before(tokens, m.token_index, 8)
+        # position: later counts more; the first stretch is intro / previous round's reveal
+        cw = self.weights
+        w *= cw.position_floor + (1 - cw.position_floor) * pos
+        if pos < cw.early_stretch:
+            w *= cw.early
+        after_guess = guess_index is not None and m.token_index >= guess_index
+        if after_guess and guess_known:
+            w *= cw.after_guess_reveal if _has_cue(near, REVEAL_CUES) else cw.after_guess
+        elif pos > 0.5 and _has_cue(near, REVEAL_STATEMENTS):
+            w *= cw.reveal_statement
+        elif pos > 0.5 and _has_cue(_phrase_before(tokens, m.token_index, 2), SURPRISE_CUES):
+            w *= cw.surprise
+        elif after_guess:
+            w *= cw.detected_after
+        start, end = bounds
+        if m.token_index < start or m.token_index >= end:
+            w *= cw.other_round
+        if _has_cue(near, STRONG_CONCLUSION):
+            w *= cw.strong_conclusion
+        elif _has_cue(before, CONCLUSION_CUES):
+            w *= cw.conclusion
+        if _is_negated(tokens, m.token_index):
+            w *= cw.negation
+        elif _has_cue(_phrase_before(tokens, m.token_index, 3), COMPARISON_CUES):
+            w *= cw.comparison
+        return w
+
+
+def _is_negated(tokens: list[str], index: int) -> bool:
+    """A negation in the three words before, not counting exclamations ("oh no it was X")."""
+    window = " " + " ".join(tokens[max(0, index - 3):index]) + " "
+    for exclamation in (" oh no ", " no no ", " no way "):
+        window = window.replace(exclamation, " ")
+    return any(f" {cue} " in window for cue in NEGATION_CUES) or any(w.endswith("n't") for w in window.split())
+
+
+def _round_bounds(tokens: list[str]) -> tuple[int, int]:
+    """Token range of this round: after a round-start marker in the first third (the previous
+    round's tail comes before it), up to one in the last third (the next round starts there)."""
+    joined = " " + " ".join(tokens) + " "
+    n = len(tokens)
+    start, end = 0, n
+    for marker in ROUND_START_MARKERS:
+        for match in re.finditer(re.escape(f" {marker} "), joined):
+            index = joined[: match.start() + 1].count(" ")
+            if index < n / 3:
+                start = max(start, index)
+            elif index > 2 * n / 3:
+                end = min(end, index)
+    return start, end
+
+
+def _dominant_kind(entries: list[tuple]) -> str:
+    for kind in ("name", "demonym", "misspelling", "language", "region", "city"):
+        if any(e[1] == kind for e in entries):
+            return kind
+    return entries[0][1]
+
+
+def _street_view(code: str) -> bool:
+    country = gazetteer.country_by_code(code)
+    return bool(country and country.street_view)
+
+
+def _most_weighted(mentions) -> str | None:
+    totals: dict[str, float] = defaultdict(float)
+    names: dict[str, str] = {}
+    for m in mentions:
+        totals[m.key] += m.weight
+        names[m.key] = m.place.name if m.place else m.text
+    if not totals:
+        return None
+    return names[max(totals, key=totals.get)]
+
+
+# --- reveal detection (when the guess time is unknown) -----------------------------------------
+
+GUESS_COMMIT = ("let's see", "let's have a look", "let's take a look", "let's check", "how wrong", "let's find out",
+                "this is my guess", "this will be my guess", "be my guess", "lock it in", "let's go with",
+                "let's click", "let's guess", "i'll guess", "going to guess", "gonna guess", "let's lock")
+REVEAL_WORDS = ("it was", "points", "kilometers away", "kilometres away", "km away", "miles away", "well done",
+                "oh no", "5k", "five k", "perfect score", "not bad", "how did i", "i got", "we got", "oh wow",
+                "good guess", "bad guess", "oh it's", "oh okay", "oh my god")
+
+
+def _spoken(text: str) -> tuple[list[str], list[int]]:
+    """Lowercase word tokens of `text` (apostrophes kept) and their character offsets."""
+    tokens, offsets = [], []
+    for m in re.finditer(r"\S+", text):
+        word = re.sub(r"[^\w']", "", m.group(0).lower())
+        if word:
+            tokens.append(word)
+            offsets.append(m.start())
+    return tokens, offsets
+
+
+def reveal_offset(text: str, earliest: float = 0.45) -> int | None:
+    """Character offset where the guess is made / the answer revealed in an untimed transcript.
+
+    The first reveal phrase ("it was", "points", "km away", "oh no"…) after `earliest` of the
+    text; if a guess-commit phrase ("let's see", "how wrong"…) comes shortly before it, the cut
+    moves back there. None when no reveal phrase is found.
+    """
+    tokens, offsets = _spoken(text)
+    n = len(tokens)
+    if n < 20:
+        return None
+    joined = " " + " ".join(tokens) + " "
+
+    def positions(phrases):
+        found = []
+        for phrase in phrases:
+            for match in re.finditer(re.escape(f" {phrase} "), joined):
+                found.append(joined[: match.start() + 1].count(" "))
+        return sorted(found)
+
+    reveal = [i for i in positions(REVEAL_WORDS) if i >= earliest * n]
+    commits = [i for i in positions(GUESS_COMMIT) if i >= earliest * n]
+    if not reveal and not commits:
+        return None
+    cut = min(reveal) if reveal else min(commits)
+    before = [c for c in commits if cut - 40 <= c <= cut]
+    if before:
+        cut = min(before)
+    return offsets[min(cut, n - 1)]
+
+
+def _reveal_token_index(tokens: list[str]) -> int | None:
+    text = " ".join(tokens)
+    offset = reveal_offset(text)
+    return None if offset is None else text[:offset].count(" ")
+
+
+def round_start_offset(text: str) -> int:
+    """Character offset after the previous round's tail (an early round-start marker), else 0."""
+    tokens, offsets = _spoken(text)
+    if not tokens:
+        return 0
+    start, _ = _round_bounds(tokens)
+    return offsets[start] if 0 < start < len(offsets) else 0
+
+
+def pre_reveal_text(text: str) -> str:
+    """The part of an untimed round transcript between the round start and the guess/reveal."""
+    text = strip_asr_tags(text or "")
+    start = round_start_offset(text)
+    end = reveal_offset(text)
+    if end is None or end <= start:
+        end = len(text)
+    return text[start:end].strip()

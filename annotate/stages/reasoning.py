@@ -1,0 +1,341 @@
+"""Answer-guided reasoning: rewrite an expert's pre-reveal commentary into concise first-person reasoning.
+
+The NaviClues paper gave GPT-4o the true country and coordinates together with the player's
+transcript and asked for a concise first-person reasoning that keeps only the visual clues the
+player mentioned. Three backends share one interface, `ReasoningWriter.write(request) -> (text, source)`:
+
+* `openai`       any OpenAI-compatible `/v1/chat/completions` server (requests); retries with
+                 backoff on 429/5xx (tenacity); responses cached on disk by (model, prompt hash);
+                 the API key is read from the env var named in the config at send time and never
+                 logged, cached or returned;
+* `transformers` a local causal LM by hub id or path (chat template when the tokenizer has one);
+* `extractive`   the offline default: the clue-bearing sentences of the pre-reveal transcript in
+                 order, cleaned of filler and ASR tags, ending with the expert's conclusion,
+                 trimmed near the paper's mean length (~840 chars).
+
+`source` names backend and model: "extractive", "openai:gpt-4o", "transformers:/path/to/model".
+`rewrite(writer, request)` is the per-round entry point: it returns a `ReasoningResult` with an
+error message instead of raising.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import requests
+from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attempt, wait_exponential
+
+from annotate.config import ReasoningConfig
+from annotate.records import Clue
+from annotate.text import clean, split_sentences, strip_asr_tags, tidy_spoken, to_sentence_case
+from collect.fsutil import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+SYSTEM_PROMPT = (
+    "You are an expert GeoGuessr player who explains, in the first person, how the visual clues in a "
+    "Street View image point to its location."
+)
+
+USER_TEMPLATE = """Below is the spoken commentary of a GeoGuessr player looking at a Street View location, \
+transcribed automatically (it may contain filler words and recognition errors). The true location is \
+{country} (latitude {lat:.4f}, longitude {lng:.4f}).
+
+Rewrite the commentary as a concise reasoning in the first person, as if you were looking at the image \
+yourself. Use only the visual clues the player mentions (for example: {clue_list}). Reason from those clues \
+towards the true location, and do not state anything that could not be derived from the image itself — no \
+knowledge of the answer, the score, the map or the player's guess. Correct the player's conclusion where it \
+was wrong, using only the clues. Write one paragraph of about 120–160 words.
+
+Commentary:
+\"\"\"{transcript}\"\"\""""
+
+
+@dataclass
+class ReasoningRequest:
+    transcript: str  # pre-reveal commentary only
+    country: str | None
+    lat: float
+    lng: float
+    clues: list[Clue] = field(default_factory=list)
+    country_code: str | None = None
+    city: str | None = None
+    round_id: str = ""  # names the round in error messages
+
+
+@dataclass
+class ReasoningResult:
+    round_id: str
+    text: str | None
+    source: str
+    error: str | None = None
+
+
+class ReasoningWriter(Protocol):
+    source: str
+
+    def write(self, request: ReasoningRequest) -> tuple[str, str]: ...
+
+
+class ReasoningError(RuntimeError):
+    pass
+
+
+def build_messages(request: ReasoningRequest, max_transcript_chars: int = 6000) -> list[dict[str, str]]:
+    clue_names = []
+    for clue in request.clues:
+        name = clue.text.lower()
+        if clue.category not in ("country", "demonym", "city", "region") and name not in clue_names:
+            clue_names.append(name)
+    clue_list = ", ".join(clue_names[:12]) or "road markings, signs, vegetation"
+    transcript = strip_asr_tags(request.transcript)[:max_transcript_chars]
+    place = request.country or "unknown country"
+    if request.city:
+        place = f"{request.city}, {place}"
+    user = USER_TEMPLATE.format(country=place, lat=request.lat, lng=request.lng, clue_list=clue_list,
+                                transcript=transcript)
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+def rewrite(writer: ReasoningWriter, request: ReasoningRequest) -> ReasoningResult:
+    """One round's reasoning, or the error that prevented it (named with the round id)."""
+    try:
+        text, source = writer.write(request)
+    except Exception as exc:  # per-item: record and go on
+        return ReasoningResult(request.round_id, None, writer.source,
+                               error=f"round {request.round_id}: {type(exc).__name__}: {exc}")
+    if not text.strip():
+        return ReasoningResult(request.round_id, None, source, error=f"round {request.round_id}: empty reasoning")
+    return ReasoningResult(request.round_id, text.strip(), source)
+
+
+# --- extractive ---------------------------------------------------------------------------------
+
+_CONTENT_HINT = re.compile(
+    r"\b(?:because|since|so|which|means|suggests?|think|looks?|feels?|seems?|typical|common|see|notice|"
+    r"have|there'?s|driving|drive|must|probably|should)\b", re.IGNORECASE)
+_CHATTER = re.compile(
+    r"\b(?:subscribe|like button|comment|description|link|video|channel|patreon|discord|thanks for watching|"
+    r"welcome|play along|points|score|seconds left|time left|power ?up|challenge|clicked|my map|the map|zoom|"
+    r"(?:oh|but|and) it was)\b",
+    re.IGNORECASE)
+
+
+class ExtractiveWriter:
+    """Offline reasoning from the transcript itself (no model)."""
+
+    source = "extractive"
+
+    def __init__(self, config: ReasoningConfig | None = None, clue_extractor=None):
+        self.config = config or ReasoningConfig()
+        self._clue_extractor = clue_extractor
+
+    def _sentence_clues(self, sentence: str) -> int:
+        if self._clue_extractor is None:
+            from annotate.stages.clues import ClueExtractor  # lazy: spaCy loads once, when first needed
+            self._clue_extractor = ClueExtractor()
+        return len(self._clue_extractor.extract_text(sentence))
+
+    def write(self, request: ReasoningRequest) -> tuple[str, str]:
+        conclusion = ""
+        if self.config.extractive_conclusion and request.country:
+            # answer-guided, like the paper's rewrite: the last line states the true place
+            place = f"{request.city}, {request.country}" if request.city else request.country
+            conclusion = f"Taken together, these clues point to {place}."
+        body = extractive_reasoning(request.transcript, self._sentence_clues,
+                                    self.config.target_chars - len(conclusion), request.country)
+        return (f"{body} {conclusion}".strip() if body else ""), self.source
+
+
+def extractive_reasoning(transcript: str, count_clues, target_chars: int = 840, country: str | None = None) -> str:
+    """Clue-bearing sentences in order + the final conclusion, cleaned, near `target_chars`.
+
+    Sentences are scored by how many clue spans they hold (and a little for reasoning words);
+    channel chatter (links, score, power-ups) scores nothing. The best are kept, in transcript
+    order, until the budget is used; the last clue-bearing sentence (the conclusion) is kept.
+    """
+    sentences = [tidy_spoken(clean(s)) for s in split_sentences(transcript)]
+    sentences = [s for s in sentences if len(s.split()) >= 4]
+    if not sentences:
+        return ""
+    scored = []
+    for i, sentence in enumerate(sentences):
+        if _CHATTER.search(sentence):
+            score = 0.0
+        else:
+            score = count_clues(sentence) + 0.5 * bool(_CONTENT_HINT.search(sentence))
+            if country and country.lower() in sentence.lower():
+                score += 0.5
+        scored.append((score, i))
+    keep: set[int] = set()
+    last_clue = max((i for s, i in scored if s >= 1), default=None)
+    budget = target_chars
+    if last_clue is not None:
+        keep.add(last_clue)
+        budget -= len(sentences[last_clue]) + 1
+    for score, i in sorted(scored, key=lambda si: (-si[0], si[1])):
+        if score < 1 or i in keep:
+            continue
+        if len(sentences[i]) + 1 > budget:
+            continue
+        keep.add(i)
+        budget -= len(sentences[i]) + 1
+    if not keep:
+        keep = {len(sentences) - 1}
+    return " ".join(to_sentence_case(sentences[i]) for i in sorted(keep))
+
+
+# --- OpenAI-compatible server -------------------------------------------------------------------
+
+
+class HTTPStatusError(RuntimeError):
+    def __init__(self, status: int, body: str):
+        super().__init__(f"HTTP {status}: {body[:200]}")
+        self.status = status
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, HTTPStatusError):
+        return exc.status == 429 or exc.status >= 500
+    return isinstance(exc, (requests.ConnectionError, requests.Timeout))
+
+
+class OpenAIChatWriter:
+    """Any server speaking OpenAI's `POST {base_url}/chat/completions`."""
+
+    def __init__(self, config: ReasoningConfig, session: requests.Session | None = None):
+        if not config.model:
+            raise ValueError("reasoning.model is required for the openai backend")
+        self.config = config
+        self.session = session or requests.Session()
+        self.source = f"openai:{config.model}"
+        self.cache_dir = Path(config.cache_dir) if config.cache_dir else None
+        self.requests_sent = 0
+
+    def payload(self, request: ReasoningRequest) -> dict[str, Any]:
+        return {"model": self.config.model, "messages": build_messages(request),
+                "temperature": self.config.temperature, "max_tokens": self.config.max_tokens}
+
+    def cache_key(self, payload: dict[str, Any]) -> str:
+        blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
+        return hashlib.sha256(blob).hexdigest()
+
+    def _cache_path(self, payload: dict[str, Any]) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        from collect.fsutil import safe_name
+        return self.cache_dir / safe_name(str(self.config.model)) / f"{self.cache_key(payload)}.json"
+
+    def write(self, request: ReasoningRequest) -> tuple[str, str]:
+        payload = self.payload(request)
+        cache_path = self._cache_path(payload)
+        if cache_path is not None and cache_path.exists():
+            try:
+                cached = json.loads(cache_path.read_text("utf-8"))
+                return cached["text"], self.source
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("round %s: unreadable cache entry %s (%s); asking the server again",
+                            request.round_id, cache_path.name, exc)
+        text = self._post(payload)
+        if cache_path is not None:
+            # only the model name, the prompt hash and the answer: never the key or headers
+            atomic_write_json(cache_path, {"model": self.config.model, "prompt_sha256": self.cache_key(payload),
+                                           "text": text})
+        return text, self.source
+
+    def _post(self, payload: dict[str, Any]) -> str:
+        url = self.config.base_url.rstrip("/") + "/chat/completions"
+        api_key = os.environ.get(self.config.api_key_env, "")
+
+        def log_retry(state: RetryCallState) -> None:
+            log.warning("chat completion attempt %d failed (%s); retrying", state.attempt_number,
+                        state.outcome.exception() if state.outcome else "?")
+
+        @retry(retry=retry_if_exception(_retryable), stop=stop_after_attempt(max(1, self.config.retries)),
+               wait=wait_exponential(multiplier=self.config.backoff_s, max=30), before_sleep=log_retry, reraise=True)
+        def send() -> str:
+            headers = {"Content-Type": "application/json"}
+            if api_key:
+                headers["Authorization"] = f"Bearer {api_key}"
+            self.requests_sent += 1
+            response = self.session.post(url, json=payload, headers=headers, timeout=self.config.timeout_s)
+            if response.status_code != 200:
+                raise HTTPStatusError(response.status_code, response.text)
+            try:
+                body = response.json()
+                return body["choices"][0]["message"]["content"] or ""
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                raise ReasoningError(f"malformed chat completion response: {response.text[:200]!r}") from exc
+
+        return send()
+
+
+# --- local transformers model -------------------------------------------------------------------
+
+
+class TransformersWriter:
+    """A local causal LM (hub id or path); greedy decoding unless temperature > 0."""
+
+    def __init__(self, config: ReasoningConfig):
+        if not config.model:
+            raise ValueError("reasoning.model is required for the transformers backend")
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.config = config
+        self.source = f"transformers:{config.model}"
+        self.tokenizer = AutoTokenizer.from_pretrained(config.model)
+        self.model = AutoModelForCausalLM.from_pretrained(config.model)
+        self.model.to(config.device)
+        self.model.eval()
+
+    def prompt_ids(self, request: ReasoningRequest):
+        messages = build_messages(request)
+        if getattr(self.tokenizer, "chat_template", None):
+            encoded = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                                         return_dict=True)
+            return encoded["input_ids"], encoded.get("attention_mask")
+        text = "\n\n".join(m["content"] for m in messages) + "\n\nReasoning:"
+        encoded = self.tokenizer(text, return_tensors="pt")
+        return encoded["input_ids"], encoded.get("attention_mask")
+
+    def write(self, request: ReasoningRequest) -> tuple[str, str]:
+        import torch
+
+        input_ids, attention_mask = self.prompt_ids(request)
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if limit and input_ids.shape[1] + self.config.max_tokens > limit:
+            keep = max(1, limit - self.config.max_tokens)
+            input_ids = input_ids[:, -keep:]
+            attention_mask = attention_mask[:, -keep:] if attention_mask is not None else None
+        kwargs: dict[str, Any] = {"max_new_tokens": self.config.max_tokens}
+        if self.config.temperature > 0:
+            kwargs.update(do_sample=True, temperature=self.config.temperature)
+        else:
+            kwargs.update(do_sample=False)
+        if self.tokenizer.pad_token_id is None and self.tokenizer.eos_token_id is not None:
+            kwargs["pad_token_id"] = self.tokenizer.eos_token_id
+        with torch.no_grad():
+            output = self.model.generate(input_ids=input_ids.to(self.model.device),
+                                         attention_mask=None if attention_mask is None else attention_mask.to(self.model.device),
+                                         **kwargs)
+        text = self.tokenizer.decode(output[0, input_ids.shape[1]:], skip_special_tokens=True)
+        return text.strip(), self.source
+
+
+def make_writer(config: ReasoningConfig | None = None) -> ReasoningWriter:
+    config = config or ReasoningConfig()
+    if config.backend == "openai":
+        return OpenAIChatWriter(config)
+    if config.backend == "transformers":
+        return TransformersWriter(config)
+    return ExtractiveWriter(config)
+
+
+def result_dict(result: ReasoningResult) -> dict[str, Any]:
+    return asdict(result)

@@ -1,0 +1,141 @@
+"""`collect` — the command layer (thin: every command calls the library).
+
+This is the one place allowed to compose the whole flow: `collect run` runs collect's
+stages, then annotate's dataset build (imported lazily so collect's library never depends
+on annotate).
+
+Exit codes: 0 all items succeeded; 3 some items failed (recorded in the run store, see
+`collect status`); 2 bad usage or configuration; 1 unexpected error.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from collect.config import CollectConfig, load_config
+from collect.pipeline import STAGE_NAMES, VideoResult, VideoWorker, run_local, run_ray
+from collect.records import Video
+from collect.store import RunStore
+
+EXIT_ITEM_FAILURES = 3
+DEFAULT_OUT = Path("runs/naviclues")
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Rebuild NaviClues from GeoGuessr play-along videos.")
+console = Console(stderr=True)
+
+
+def _config(config_file: Optional[Path], overrides: list[str]) -> CollectConfig:
+    try:
+        return load_config(config_file, overrides)
+    except Exception as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2)
+
+
+@app.command()
+def run(
+    sources: list[str] = typer.Argument(None, help="YouTube channel/playlist/video URLs or text files of URLs"),
+    out: Path = typer.Option(DEFAULT_OUT, "--out", "-o", help="output folder of this run (run store + artifacts)"),
+    demo: bool = typer.Option(False, "--demo", help="generate the embedded demo corpus, serve it on 127.0.0.1 and run on it"),
+    config_file: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML or YAML configuration file"),
+    overrides: list[str] = typer.Option([], "--set", help="override a setting: section.key=value (repeatable)"),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="parallel videos"),
+    executor: Optional[str] = typer.Option(None, "--executor", help="local | ray"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="existing Ray cluster (default: start a local one)"),
+    only: Optional[str] = typer.Option(None, "--only", help="run only this stage (its prerequisites must be done)"),
+    force: list[str] = typer.Option([], "--force", help="rerun this stage even when its inputs are unchanged (repeatable)"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="at most N videos"),
+    sample_every: Optional[float] = typer.Option(None, "--sample-every", help="seconds between OCR samples (default 6)"),
+    annotate: bool = typer.Option(True, "--annotate/--no-annotate", help="build the dataset after the collect stages"),
+) -> None:
+    """Run every stage on SOURCES (or --demo), then build the NaviClues dataset."""
+    extra: list[str] = list(overrides)
+    if workers is not None:
+        extra.append(f"run.workers={workers}")
+    if executor is not None:
+        extra.append(f"run.executor={executor}")
+    if ray_address is not None:
+        extra.append(f"run.ray_address={ray_address}")
+    if limit is not None:
+        extra.append(f"discover.limit={limit}")
+    if sample_every is not None:
+        extra.append(f"segment.sample_every={sample_every}")
+    cfg = _config(config_file, extra)
+    for name in ([only] if only else []) + list(force):
+        if name not in STAGE_NAMES and name != "annotate":
+            console.print(f"[red]unknown stage {name!r}[/red]; stages: {', '.join(STAGE_NAMES + ['annotate'])}")
+            raise typer.Exit(2)
+    if not sources and not demo:
+        console.print("[red]give SOURCES or --demo[/red]")
+        raise typer.Exit(2)
+    from collect.runner import run_collect
+
+    code = run_collect(out, cfg, sources=list(sources or []), demo=demo, only=only, force=list(force),
+                       annotate=annotate, console=console)
+    raise typer.Exit(code)
+
+
+@app.command()
+def status(out: Path = typer.Option(DEFAULT_OUT, "--out", "-o")) -> None:
+    """Per-stage table (done / failed / pending / skipped), top error causes, totals."""
+    if not (out / "run.sqlite").exists():
+        console.print(f"[red]no run store in {out}[/red]")
+        raise typer.Exit(2)
+    from collect.runner import status_report
+
+    status_report(out, Console())
+
+
+@app.command("config")
+def show_config(
+    config_file: Optional[Path] = typer.Option(None, "--config", "-c"),
+    overrides: list[str] = typer.Option([], "--set"),
+) -> None:
+    """Print the effective configuration (secrets masked)."""
+    cfg = _config(config_file, overrides)
+    typer.echo(json.dumps(cfg.masked(), indent=2))
+
+
+@app.command("annotate")
+def annotate_only(
+    out: Path = typer.Option(DEFAULT_OUT, "--out", "-o"),
+    config_file: Optional[Path] = typer.Option(None, "--config", "-c"),
+    overrides: list[str] = typer.Option([], "--set"),
+    force: bool = typer.Option(False, "--force", help="rebuild even when inputs are unchanged"),
+) -> None:
+    """Rerun only the annotate stages (clues → dataset → card) on an existing output folder."""
+    cfg = _config(config_file, overrides)
+    from collect.runner import run_annotate_step
+
+    raise typer.Exit(run_annotate_step(out, cfg, force=force, console=console))
+
+
+@app.command("import-release")
+def import_release(
+    jsonl: Path = typer.Argument(..., help="the paper's filtered_clues.jsonl"),
+    images: Path = typer.Option(..., "--images", help="folder the rows' image_path is relative to"),
+    out: Path = typer.Option(..., "--out", "-o"),
+) -> None:
+    """Convert the paper's released NaviClues files into this project's dataset layout."""
+    from annotate.importers import run_import
+
+    summary = run_import(jsonl, images, out)
+    typer.echo(json.dumps(summary, indent=2, default=str))
+
+
+def main() -> None:  # console script
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""A small client for the (undocumented) GeoGuessr web API used by challenge links.
+
+Endpoints (both need a logged-in session: the `_ncfa` cookie from geoguessr.com):
+
+    GET {base}/api/v3/challenges/{token}
+        → {"challenge": {"token", "mapSlug", "roundCount", "timeLimit", "forbidMoving",
+                         "forbidZooming", "forbidRotating", ...},
+           "map": {"id", "name", "slug", ...}, "creator": {...}}
+
+    GET {base}/api/v3/results/highscores/{token}?friends=false&limit=1&minRounds={roundCount}
+        → {"items": [{"game": {"rounds": [{"lat", "lng", "panoId", "heading", "pitch",
+                                            "zoom", "streakLocationCode", ...}, ...]}, ...}]}
+        The rounds of any finished game of the challenge are the challenge's locations.
+        `panoId` is usually the Street View pano id hex-encoded (ASCII bytes as hex).
+
+429 (honouring Retry-After) and 5xx are retried with exponential backoff (tenacity); 401/403,
+404 and malformed JSON raise typed errors whose messages never contain the cookie.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+import requests
+from pydantic import SecretStr
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+log = logging.getLogger("collect.geoguessr")
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class GeoGuessrError(Exception):
+    """Base class; the message names the token and the cause, never the cookie."""
+
+
+class GeoGuessrAuthError(GeoGuessrError):
+    pass
+
+
+class ChallengeNotFoundError(GeoGuessrError):
+    pass
+
+
+class MalformedResponseError(GeoGuessrError):
+    pass
+
+
+class GeoGuessrUnavailableError(GeoGuessrError):
+    """429 or 5xx still failing after the retries."""
+
+
+class _Retryable(Exception):
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+        from datetime import datetime, timezone
+
+        try:
+            return max(0.0, (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds())
+        except (TypeError, ValueError):
+            return None
+
+
+class GeoGuessrClient:
+    def __init__(self, api_base: str = "https://www.geoguessr.com", ncfa_cookie: SecretStr | str | None = None,
+                 retries: int = 4, backoff_s: float = 1.0, timeout_s: float = 20.0, max_wait_s: float = 120.0):
+        self.api_base = api_base.rstrip("/")
+        self.retries = max(0, int(retries))
+        self.backoff_s = backoff_s
+        self.timeout_s = timeout_s
+        self.max_wait_s = max_wait_s
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = "naviclues-collect/0.1 (+https://github.com/)"
+        self.session.headers["Accept"] = "application/json"
+        secret = ncfa_cookie.get_secret_value() if isinstance(ncfa_cookie, SecretStr) else ncfa_cookie
+        self.has_cookie = bool(secret)
+        if secret:
+            self.session.cookies.set("_ncfa", secret)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> "GeoGuessrClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ---- endpoints -------------------------------------------------------------------------
+    def challenge_url(self, token: str) -> str:
+        return f"{self.api_base}/api/v3/challenges/{_check_token(token)}"
+
+    def highscores_url(self, token: str) -> str:
+        return f"{self.api_base}/api/v3/results/highscores/{_check_token(token)}"
+
+    def get_challenge_raw(self, token: str) -> bytes:
+        """The challenge payload as received (validated to be a JSON object)."""
+        return self._get(self.challenge_url(token), token, "challenge")
+
+    def get_rounds_raw(self, token: str, round_count: int = 5) -> bytes:
+        """The highscores payload (its first game's rounds are the challenge's locations)."""
+        params = {"friends": "false", "limit": "1", "minRounds": str(int(round_count))}
+        return self._get(self.highscores_url(token), token, "highscores", params)
+
+    def get_challenge(self, token: str) -> dict:
+        return json.loads(self.get_challenge_raw(token))
+
+    def get_rounds(self, token: str, round_count: int = 5) -> dict:
+        return json.loads(self.get_rounds_raw(token, round_count))
+
+    # ---- transport -------------------------------------------------------------------------
+    def _wait(self, retry_state: Any) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(exc, _Retryable) and exc.retry_after is not None:
+            return min(exc.retry_after, self.max_wait_s)
+        return wait_exponential(multiplier=self.backoff_s, max=self.max_wait_s)(retry_state)
+
+    def _get(self, url: str, token: str, what: str, params: dict | None = None) -> bytes:
+        retrying = Retrying(
+            stop=stop_after_attempt(self.retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception_type(_Retryable),
+            before_sleep=lambda rs: log.warning("GeoGuessr %s %s: %s; retrying (attempt %d)", what, token,
+                                                rs.outcome.exception(), rs.attempt_number),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return self._get_once(url, token, what, params)
+        except _Retryable as exc:
+            raise GeoGuessrUnavailableError(
+                f"GeoGuessr {what} for challenge {token} still failing after {self.retries + 1} attempts: {exc}") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _get_once(self, url: str, token: str, what: str, params: dict | None) -> bytes:
+        try:
+            resp = self.session.get(url, params=params, timeout=self.timeout_s)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise _Retryable(f"network error ({type(exc).__name__})") from None
+        status = resp.status_code
+        if status in (401, 403):
+            hint = "the cookie may be expired; log in again and copy `_ncfa`" if self.has_cookie else \
+                "no cookie configured: set challenge.ncfa_cookie or GEOGUESSR_NCFA"
+            raise GeoGuessrAuthError(f"GeoGuessr rejected the session cookie (_ncfa) with HTTP {status} for "
+                                     f"{what} of challenge {token}: {hint}")
+        if status == 404:
+            raise ChallengeNotFoundError(f"challenge {token} not found (HTTP 404 from the {what} endpoint)")
+        if status == 429:
+            raise _Retryable("HTTP 429 Too Many Requests", _retry_after_seconds(resp.headers.get("Retry-After")))
+        if status >= 500:
+            raise _Retryable(f"HTTP {status} server error", _retry_after_seconds(resp.headers.get("Retry-After")))
+        if status != 200:
+            raise GeoGuessrError(f"unexpected HTTP {status} from the {what} endpoint for challenge {token}")
+        body = resp.content
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MalformedResponseError(f"malformed JSON from the {what} endpoint for challenge {token}: {exc}") from None
+        if not isinstance(data, dict):
+            raise MalformedResponseError(f"{what} response for challenge {token} is not a JSON object")
+        return body
+
+
+def _check_token(token: str) -> str:
+    if not _TOKEN.match(token or ""):
+        raise ValueError(f"invalid challenge token {token!r}")
+    return token

@@ -1,0 +1,251 @@
+"""yt-dlp behind one small client: shared options, a process-wide request rate limit, and
+retries with exponential backoff (tenacity) on transient network errors only.
+
+Everything goes through yt-dlp's Python API (`YoutubeDL.extract_info`); nothing here knows
+about YouTube's pages, so the same client works for the demo server (yt-dlp's generic
+extractor) and for real channels. User options (`download.ytdlp_options`: cookiefile,
+proxy, sleep_interval, ratelimit, …) are passed straight to `YoutubeDL(params)`.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from typing import Any, Callable, TypeVar
+
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+log = logging.getLogger("collect.youtube")
+T = TypeVar("T")
+
+# Keys that can carry credentials: never copied into fingerprints, info.json or logs.
+SECRET_OPTION_KEYS = frozenset({
+    "cookiefile", "cookiesfrombrowser", "username", "password", "videopassword", "ap_username",
+    "ap_password", "usenetrc", "netrc_location", "netrc_cmd", "proxy", "geo_verification_proxy",
+    "http_headers", "client_certificate", "client_certificate_key", "client_certificate_password",
+})
+_SECRET_KEY_PATTERN = re.compile(r"cookie|token|passw|secret|authoriz|^auth$|api[_-]?key|signature|session|credential", re.I)
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s:]+:[^/@\s]+@", re.I)
+_SECRET_QUERY = re.compile(r"(?P<k>[?&](?:key|token|signature|sig|access_token|api_key)=)[^&\s#\"']+", re.I)
+
+
+def redact(text: str) -> str:
+    """Remove URL credentials (proxy user:password@) and secret query values from a message."""
+    text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+    return _SECRET_QUERY.sub(r"\g<k>REDACTED", text)
+
+
+def is_secret_key(key: str) -> bool:
+    return key in SECRET_OPTION_KEYS or bool(_SECRET_KEY_PATTERN.search(key))
+
+
+def public_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The yt-dlp options that may appear in a fingerprint or a log (no credentials)."""
+    return {k: v for k, v in sorted(options.items()) if not is_secret_key(k)}
+
+
+# ---- rate limit ---------------------------------------------------------------------------
+class RateLimiter:
+    """At most `per_second` acquisitions per second across all threads of this process."""
+
+    def __init__(self, per_second: float):
+        self.per_second = per_second
+        self._lock = threading.Lock()
+        self._next_free = 0.0
+
+    def acquire(self) -> float:
+        """Block until a request may start; returns the seconds waited."""
+        if not self.per_second or self.per_second <= 0:
+            return 0.0
+        interval = 1.0 / self.per_second
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next_free)
+            self._next_free = start + interval
+        wait = start - now
+        if wait > 0:
+            time.sleep(wait)
+        return wait
+
+
+_LIMITERS: dict[float, RateLimiter] = {}
+_LIMITERS_LOCK = threading.Lock()
+
+
+def global_rate_limiter(per_second: float) -> RateLimiter:
+    """One limiter per rate per process, shared by every client and stage in it."""
+    with _LIMITERS_LOCK:
+        if per_second not in _LIMITERS:
+            _LIMITERS[per_second] = RateLimiter(per_second)
+        return _LIMITERS[per_second]
+
+
+# ---- error classification -----------------------------------------------------------------
+class PermanentError(Exception):
+    """Retrying will not help (video removed/private, 4xx, unsupported URL)."""
+
+
+_TRANSIENT_TEXT = re.compile(
+    r"HTTP Error (?:5\d\d|429|408)|timed? ?out|Connection (?:reset|refused|aborted)|Temporary failure"
+    r"|Remote end closed|IncompleteRead|ConnectionError|Network is unreachable|EOF occurred", re.I)
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    stack = [exc]
+    while stack:
+        cur = stack.pop()
+        if cur is None or any(cur is s for s in seen):
+            continue
+        seen.append(cur)
+        exc_info = getattr(cur, "exc_info", None)
+        if isinstance(exc_info, tuple) and len(exc_info) > 1 and isinstance(exc_info[1], BaseException):
+            stack.append(exc_info[1])
+        for attr in ("cause", "orig_msg"):
+            value = getattr(cur, attr, None)
+            if isinstance(value, BaseException):
+                stack.append(value)
+        stack.extend(c for c in (cur.__cause__, cur.__context__) if c is not None)
+    return seen
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for network trouble worth a retry (5xx, 429, timeouts, resets); False otherwise."""
+    from yt_dlp.networking.exceptions import HTTPError, TransportError
+
+    for cause in _causes(exc):
+        if isinstance(cause, PermanentError):
+            return False
+        if isinstance(cause, HTTPError):
+            return cause.status >= 500 or cause.status in (408, 429)
+        if isinstance(cause, (TransportError, TimeoutError, ConnectionError)):
+            return True
+    return bool(_TRANSIENT_TEXT.search(str(exc)))
+
+
+# ---- yt-dlp ---------------------------------------------------------------------------------
+class _YtdlpLogger:
+    """Route yt-dlp's messages to logging, redacted; debug chatter stays at DEBUG."""
+
+    def debug(self, msg: str) -> None:
+        log.debug(redact(msg))
+
+    def info(self, msg: str) -> None:
+        log.debug(redact(msg))
+
+    def warning(self, msg: str) -> None:
+        log.warning(redact(msg))
+
+    def error(self, msg: str) -> None:
+        log.error(redact(msg))
+
+
+def ffmpeg_exe() -> str:
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def base_options(user_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Quiet, non-interactive yt-dlp parameters; user options win."""
+    params: dict[str, Any] = {
+        "quiet": True,
+        "no_warnings": False,
+        "noprogress": True,
+        "logger": _YtdlpLogger(),
+        "ffmpeg_location": ffmpeg_exe(),
+        "socket_timeout": 30,
+    }
+    params.update(user_options or {})
+    return params
+
+
+def format_selector(max_height: int) -> str:
+    # best video ≤ max_height + best audio (merged); else the best single file ≤ max_height;
+    # heights unknown to the extractor (`?`) are accepted rather than rejected.
+    return (f"bv*[height<=?{max_height}]+ba/b[height<=?{max_height}]"
+            f"/wv*+ba/w")
+
+
+class YouTubeClient:
+    """yt-dlp calls with a shared rate limit and tenacity retries on transient errors."""
+
+    def __init__(self, ytdlp_options: dict[str, Any] | None = None, *, retries: int = 3, backoff_s: float = 2.0,
+                 requests_per_s: float = 2.0, max_backoff_s: float = 60.0):
+        self.options = dict(ytdlp_options or {})
+        self.retries = max(0, int(retries))
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.limiter = global_rate_limiter(requests_per_s)
+
+    def call(self, fn: Callable[[], T], what: str) -> T:
+        """Run `fn` under the rate limit; retry transient failures with exponential backoff."""
+        retrying = Retrying(
+            stop=stop_after_attempt(self.retries + 1),
+            wait=wait_exponential(multiplier=self.backoff_s, max=self.max_backoff_s),
+            retry=retry_if_exception(is_transient),
+            before_sleep=lambda rs: log.warning("%s: attempt %d failed (%s); retrying", what, rs.attempt_number,
+                                                redact(str(rs.outcome.exception()))[:300]),
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                self.limiter.acquire()
+                return fn()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def extract(self, url: str, *, flat: bool = False, extra: dict[str, Any] | None = None) -> dict:
+        """Metadata only (no download). `flat=True` lists playlist/channel entries without resolving them."""
+        import yt_dlp
+
+        params = base_options(self.options)
+        params.update({"skip_download": True})
+        if flat:
+            params["extract_flat"] = "in_playlist"
+        params.update(extra or {})
+
+        def run() -> dict:
+            with yt_dlp.YoutubeDL(params) as ydl:
+                info = ydl.extract_info(url, download=False)
+                if info is None:
+                    raise PermanentError(f"yt-dlp returned nothing for {redact(url)}")
+                if "entries" in info:
+                    info["entries"] = [e for e in (info.get("entries") or []) if e]
+                return info
+
+        return self.call(run, f"extract {redact(url)}")
+
+    def download(self, url: str, params: dict[str, Any]) -> dict:
+        """One `extract_info(download=True)` call; returns the info dict yt-dlp built."""
+        import yt_dlp
+
+        full = base_options(self.options)
+        full.update(params)
+
+        def run() -> dict:
+            with yt_dlp.YoutubeDL(full) as ydl:
+                info = ydl.extract_info(url, download=True)
+                if info is None:
+                    raise PermanentError(f"yt-dlp returned nothing for {redact(url)}")
+                return info
+
+        return self.call(run, f"download {redact(url)}")
+
+
+def sanitize_info(info: dict) -> dict:
+    """yt-dlp's own JSON sanitising plus removal of cookies, headers and secret-looking keys."""
+    import yt_dlp
+
+    clean = yt_dlp.YoutubeDL.sanitize_info(info, remove_private_keys=True)
+
+    def scrub(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: scrub(v) for k, v in node.items() if not is_secret_key(str(k))}
+        if isinstance(node, list):
+            return [scrub(v) for v in node]
+        if isinstance(node, str) and "://" in node:
+            return redact(node)
+        return node
+
+    return scrub(clean)

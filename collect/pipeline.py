@@ -1,0 +1,178 @@
+"""The per-video worker and the executors that run it.
+
+The video is the unit of work, retry and resume (video2dataset style). `VideoWorker` is a
+picklable callable: the local process pool and Ray run the very same object. Each stage
+result is recorded in the run store as soon as it is known, so a crash loses at most the
+stage in flight, and artifacts are published atomically by the stages themselves.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from collect.config import CollectConfig
+from collect.records import Video
+from collect.secrets import redact, redact_obj, secret_values
+from collect.stages.base import Stage, StageOutcome, VideoContext
+from collect.store import RunStore
+
+# Order matters: a stage runs only when the stages it requires are done or skipped.
+STAGE_PATHS: dict[str, str] = {
+    "download": "collect.stages.download:DownloadStage",
+    "transcript": "collect.stages.transcript:TranscriptStage",
+    "challenge": "collect.stages.challenge:ChallengeStage",
+    "segment": "collect.stages.segment:SegmentStage",
+    "frames": "collect.stages.frames:FramesStage",
+    "streetview": "collect.stages.streetview:StreetViewStage",
+}
+STAGE_NAMES = list(STAGE_PATHS)
+SATISFIED = ("done", "skipped")
+
+
+def load_stage(name: str) -> Stage:
+    if name not in STAGE_PATHS:
+        raise ValueError(f"unknown stage {name!r}; stages are: {', '.join(STAGE_NAMES)}")
+    module, cls = STAGE_PATHS[name].split(":")
+    return getattr(importlib.import_module(module), cls)()
+
+
+@dataclass
+class VideoResult:
+    video_id: str
+    statuses: dict[str, str] = field(default_factory=dict)  # stage -> done|failed|skipped|cached|blocked
+    seconds: float = 0.0
+
+
+class VideoWorker:
+    """Runs the selected stages for one video; picklable (holds only paths and config)."""
+
+    def __init__(self, out_dir: Path | str, config: CollectConfig, stages: Iterable[str] = STAGE_NAMES,
+                 force: Iterable[str] = ()):
+        self.out_dir = Path(out_dir).resolve()
+        self.config = config
+        self.stages = [s for s in STAGE_NAMES if s in set(stages)]
+        self.force = set(force)
+
+    def __call__(self, video: Video) -> VideoResult:
+        started = time.perf_counter()
+        secrets = secret_values(self.config)
+        result = VideoResult(video.id)
+        ctx = VideoContext(video, self.out_dir, self.config)
+        _remove_partial_files(ctx.video_dir)
+        with RunStore(self.out_dir) as store:
+            for name in self.stages:
+                stage = load_stage(name)
+                missing = [r for r in stage.requires if not _satisfied(store, video.id, r)]
+                if missing:
+                    result.statuses[name] = "blocked"
+                    continue
+                fp = stage.fingerprint(ctx)
+                previous = store.get(video.id, name)
+                if (name not in self.force and previous is not None and previous.status in SATISFIED
+                        and previous.fingerprint == fp):
+                    result.statuses[name] = "cached"
+                    continue
+                store.mark_running(video.id, name, fp)
+                outcome: StageOutcome = stage(ctx)
+                error = outcome.error
+                store.mark_finished(
+                    video.id, name, outcome.status, fingerprint=fp,
+                    outputs=redact_obj(outcome.outputs, secrets),
+                    error_type=error.type if error else None,
+                    error_message=redact(error.message, secrets) if error else None,
+                    note=redact(outcome.note, secrets),
+                )
+                result.statuses[name] = outcome.status
+        result.seconds = time.perf_counter() - started
+        return result
+
+
+def _remove_partial_files(folder: Path) -> None:
+    """Temp files of an attempt killed mid-write (ours: `.name.*.part.ext`; yt-dlp: `*.part`)."""
+    for path in folder.rglob("*"):
+        if path.is_file() and (".part" in path.name and (path.name.startswith(".") or path.suffix == ".part")
+                               or path.name.endswith(".ytdl")):
+            path.unlink(missing_ok=True)
+
+
+def _satisfied(store: RunStore, video_id: str, stage: str) -> bool:
+    row = store.get(video_id, stage)
+    return row is not None and row.status in SATISFIED
+
+
+def _die_with_parent() -> None:
+    """Pool workers must not outlive a killed `collect run` and race its rerun."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:  # not Linux: best effort
+        pass
+
+
+def run_local(worker: Callable[[Video], VideoResult], videos: list[Video], workers: int,
+              on_result: Callable[[VideoResult], None]) -> list[VideoResult]:
+    """Process pool over videos (inline when one worker: easier to debug, no spawn cost)."""
+    results: list[VideoResult] = []
+    if workers <= 1 or len(videos) <= 1:
+        for video in videos:
+            res = worker(video)
+            on_result(res)
+            results.append(res)
+        return results
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_die_with_parent) as pool:
+        futures = {pool.submit(worker, v): v for v in videos}
+        for fut in as_completed(futures):
+            try:
+                res = fut.result()
+            except Exception as exc:  # a worker process died (OOM, segfault): record, keep going
+                video = futures[fut]
+                res = VideoResult(video.id, {"worker": f"crashed: {type(exc).__name__}: {exc}"})
+            on_result(res)
+            results.append(res)
+    return results
+
+
+def run_ray(worker: Callable[[Video], VideoResult], videos: list[Video], workers: int,
+            on_result: Callable[[VideoResult], None], address: str | None = None) -> list[VideoResult]:
+    """The same worker callable as Ray tasks, on an existing cluster or a local one."""
+    try:
+        import ray
+    except ImportError as exc:  # pragma: no cover - depends on extras
+        raise RuntimeError("the ray executor needs the 'ray' extra: pip install 'naviclues[ray]'") from exc
+    started_here = False
+    if not ray.is_initialized():
+        kwargs = {"address": address} if address else {"num_cpus": max(1, workers)}
+        ray.init(include_dashboard=False, ignore_reinit_error=True, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")]))}},
+                 **kwargs)
+        started_here = True
+    try:
+        task = ray.remote(num_cpus=1, max_retries=2)(lambda w, v: w(v))
+        worker_ref = ray.put(worker)
+        pending = {task.remote(worker_ref, v): v for v in videos}
+        results: list[VideoResult] = []
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                video = pending.pop(ref)
+                try:
+                    res = ray.get(ref)
+                except Exception as exc:
+                    res = VideoResult(video.id, {"worker": f"crashed: {type(exc).__name__}: {exc}"})
+                on_result(res)
+                results.append(res)
+        return results
+    finally:
+        if started_here:
+            ray.shutdown()

@@ -1,0 +1,270 @@
+"""`collect run` orchestration: discover → per-video stages on an executor → dataset build.
+
+Progress bars are fed by polling the run store, so they work the same for the local pool
+and for Ray tasks writing to a shared output folder.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from collect.config import CollectConfig
+from collect.fsutil import atomic_write_json, fingerprint, read_json
+from collect.layout import ROUNDS_JSON
+from collect.pipeline import STAGE_NAMES, VideoResult, VideoWorker, run_local, run_ray
+from collect.records import Video
+from collect.stages.base import VideoContext
+from collect.store import RunStore
+
+EXIT_OK, EXIT_ITEM_FAILURES = 0, 3
+SOURCE_PREFIX = "source:"  # run-store key of a discovery source
+DATASET_KEY = "__dataset__"  # run-store key of the annotate step
+
+
+def run_collect(out: Path, cfg: CollectConfig, *, sources: list[str], demo: bool = False, only: str | None = None,
+                force: list[str] | None = None, annotate: bool = True, console: Console | None = None) -> int:
+    console = console or Console(stderr=True)
+    force = list(force or [])
+    out = Path(out)
+    started = time.perf_counter()
+    with ExitStack() as stack:
+        store = stack.enter_context(RunStore(out))
+        if demo:
+            cfg, sources = _start_demo(out, cfg, stack, console)
+        atomic_write_json(out / "config.json", cfg.masked())
+        failures = 0
+        if only in (None, "discover") or "discover" in force:
+            failures += _discover(store, cfg, sources, force="discover" in force, console=console)
+        videos = _selected_videos(store, cfg, sources)
+        results: list[VideoResult] = []
+        stages = [only] if only in STAGE_NAMES else ([] if only else STAGE_NAMES)
+        if stages and videos:
+            results = _execute(out, cfg, videos, stages, force, console)
+        annotate_summary = None
+        if annotate and only in (None, "annotate"):
+            annotate_summary = _annotate(out, cfg, store, force="annotate" in force, console=console)
+        elapsed = time.perf_counter() - started
+        failures += _print_summary(store, results, annotate_summary, elapsed, console)
+    return EXIT_ITEM_FAILURES if failures else EXIT_OK
+
+
+def _start_demo(out: Path, cfg: CollectConfig, stack: ExitStack, console: Console) -> tuple[CollectConfig, list[str]]:
+    from collect.demo.generate import generate_corpus
+    from collect.demo.server import DemoServer
+
+    corpus = out / "demo-corpus"
+    if not (corpus / "truth.json").exists():
+        with console.status("generating the demo corpus"):
+            generate_corpus(corpus, n_videos=cfg.demo.videos, rounds_per_video=cfg.demo.rounds, seed=cfg.demo.seed)
+    server = stack.enter_context(DemoServer(corpus))
+    cfg = cfg.model_copy(update={"challenge": cfg.challenge.model_copy(update={"api_base": server.url})})
+    console.print(f"demo corpus served at {server.url}")
+    return cfg, [server.feed_url]
+
+
+def _discover(store: RunStore, cfg: CollectConfig, sources: list[str], *, force: bool, console: Console) -> int:
+    """Discover each source once (cached by source + filters; `--force discover` refreshes)."""
+    from collect.stages.discover import discover
+
+    failures = 0
+    filters = cfg.discover.model_dump(mode="json")
+    for source in sources:
+        key = SOURCE_PREFIX + _source_identity(source)
+        fp = fingerprint("discover", filters, source if not _is_local(source) else _source_identity(source))
+        row = store.get(key, "discover")
+        if not force and row and row.status == "done" and row.fingerprint == fp:
+            continue
+        store.mark_running(key, "discover", fp)
+        with console.status(f"discovering {source}"):
+            result = discover([source], cfg.discover, cfg.download.ytdlp_options)
+        store.upsert_videos(result.videos)
+        store.record_discover_skips(result.skipped)
+        if result.errors:
+            failures += 1
+            err = result.errors[0]
+            store.mark_finished(key, "discover", "failed", fingerprint=fp, error_type=getattr(err, "type", "Error"),
+                                error_message=getattr(err, "message", str(err)))
+        else:
+            store.mark_finished(key, "discover", "done", fingerprint=fp,
+                                outputs={"videos": [v.id for v in result.videos], "skipped": len(result.skipped)})
+    return failures
+
+
+def _is_local(source: str) -> bool:
+    return "127.0.0.1" in source or "localhost" in source
+
+
+def _source_identity(source: str) -> str:
+    # the demo server's port changes between runs; its identity is the path
+    if _is_local(source):
+        from urllib.parse import urlparse
+
+        return "local:" + urlparse(source).path
+    return source
+
+
+def _selected_videos(store: RunStore, cfg: CollectConfig, sources: list[str]) -> list[Video]:
+    keys = {SOURCE_PREFIX + _source_identity(s) for s in sources}
+    wanted: list[str] = []
+    for row in store.rows("discover"):
+        if row.video_id in keys:
+            wanted += [v for v in row.outputs.get("videos", []) if v not in wanted]
+    by_id = {v.id: v for v in store.videos()}
+    videos = [by_id[v] for v in wanted if v in by_id]
+    if cfg.discover.limit is not None:
+        videos = videos[: cfg.discover.limit]
+    return videos
+
+
+def _execute(out: Path, cfg: CollectConfig, videos: list[Video], stages: list[str], force: list[str],
+             console: Console) -> list[VideoResult]:
+    worker = VideoWorker(out, cfg, stages=stages, force=[f for f in force if f in STAGE_NAMES])
+    ids = {v.id for v in videos}
+    results: list[VideoResult] = []
+    columns = (TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+               TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        tasks = {s: progress.add_task(s, total=len(videos), rate="") for s in stages}
+        stop = threading.Event()
+        t0 = time.perf_counter()
+
+        def poll() -> None:
+            with RunStore(out) as reader:
+                while True:
+                    finished = Counter(r.stage for r in reader.rows() if r.video_id in ids
+                                       and r.status in ("done", "failed", "skipped") and r.stage in tasks)
+                    blocked = Counter()
+                    for res in list(results):
+                        for s, st in res.statuses.items():
+                            if st in ("blocked", "cached") and s in tasks:
+                                blocked[s] += 1
+                    for s, task in tasks.items():
+                        n = min(len(videos), finished[s] if not blocked[s] else max(finished[s], blocked[s]))
+                        rate = n / max(time.perf_counter() - t0, 1e-6)
+                        progress.update(task, completed=n, rate=f"{rate:.2f} videos/s")
+                    if stop.wait(0.5):
+                        return
+
+        thread = threading.Thread(target=poll, daemon=True)
+        thread.start()
+        try:
+            if cfg.run.executor == "ray":
+                run_ray(worker, videos, cfg.run.workers, results.append, cfg.run.ray_address)
+            else:
+                run_local(worker, videos, cfg.run.workers, results.append)
+        finally:
+            stop.set()
+            thread.join()
+        for s, task in tasks.items():
+            progress.update(task, completed=len(videos))
+    return results
+
+
+def _annotate(out: Path, cfg: CollectConfig, store: RunStore, *, force: bool, console: Console) -> dict:
+    """The dataset build, skipped when no round input and no annotate setting changed."""
+    from annotate.flow import input_fingerprint, run_annotate
+
+    fp = input_fingerprint(out, cfg.annotate)
+    row = store.get(DATASET_KEY, "annotate")
+    if not force and row and row.status == "done" and row.fingerprint == fp and (out / "hub" / "README.md").exists():
+        return {"status": "cached", **row.outputs}
+    store.mark_running(DATASET_KEY, "annotate", fp)
+    try:
+        with console.status("building the dataset (clues, alignment, filters, reasoning, card)"):
+            summary = run_annotate(out, cfg.annotate, console=console)
+    except Exception as exc:  # recorded, reported; collect's artifacts stay intact
+        from collect.secrets import redact, secret_values
+
+        store.mark_finished(DATASET_KEY, "annotate", "failed", fingerprint=fp, error_type=type(exc).__name__,
+                            error_message=redact(str(exc), secret_values(cfg)))
+        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+    store.mark_finished(DATASET_KEY, "annotate", "done", fingerprint=fp, outputs=summary)
+    return {"status": "done", **summary}
+
+
+def run_annotate_step(out: Path, cfg: CollectConfig, *, force: bool, console: Console) -> int:
+    with RunStore(out) as store:
+        summary = _annotate(Path(out), cfg, store, force=force, console=console)
+    console.print(summary)
+    return EXIT_ITEM_FAILURES if summary.get("status") == "failed" else EXIT_OK
+
+
+def _print_summary(store: RunStore, results: list[VideoResult], annotate_summary: dict | None, elapsed: float,
+                   console: Console) -> int:
+    counts: dict[str, Counter] = {s: Counter() for s in STAGE_NAMES}
+    for res in results:
+        for stage, status in res.statuses.items():
+            counts.setdefault(stage, Counter())[status] += 1
+    table = Table(title=f"collect run — {len(results)} videos in {elapsed:.1f} s")
+    for col in ("stage", "done", "cached (skipped)", "skipped (note)", "failed", "blocked"):
+        table.add_column(col)
+    for stage, c in counts.items():
+        if sum(c.values()):
+            table.add_row(stage, str(c["done"]), str(c["cached"]), str(c["skipped"]), str(c["failed"]), str(c["blocked"]))
+    if annotate_summary is not None:
+        st = annotate_summary.get("status")
+        table.add_row("annotate", "1" if st == "done" else "0", "1" if st == "cached" else "0", "0",
+                      "1" if st == "failed" else "0", "0")
+    console.print(table)
+    work = sum(c["done"] + c["failed"] + c["skipped"] for c in counts.values())
+    if annotate_summary and annotate_summary.get("status") in ("done", "failed"):
+        work += 1
+    if work == 0:
+        console.print("[green]nothing to do: all stages skipped (already done with unchanged inputs)[/green]")
+    failed = sum(c["failed"] for c in counts.values()) + sum(1 for r in results if "worker" in r.statuses)
+    if annotate_summary:
+        if annotate_summary.get("status") == "failed":
+            failed += 1
+            console.print(f"[red]dataset build failed:[/red] {annotate_summary.get('error')}")
+        else:
+            console.print({k: v for k, v in annotate_summary.items() if not isinstance(v, (dict, list))})
+    if failed:
+        console.print(f"[yellow]{failed} item(s) failed — see `collect status --out {store.out_dir}`[/yellow]")
+    return failed
+
+
+def status_report(out: Path, console: Console) -> None:
+    with RunStore(out) as store:
+        videos = store.videos()
+        rows = store.rows()
+        skips = store.discover_skips()
+    ids = {v.id for v in videos}
+    table = Table(title=f"run store {out}")
+    for col in ("stage", "done", "failed", "pending", "skipped"):
+        table.add_column(col, justify="right" if col != "stage" else "left")
+    errors: Counter = Counter()
+    for stage in STAGE_NAMES:
+        c = Counter(r.status for r in rows if r.stage == stage and r.video_id in ids)
+        pending = len(ids) - c["done"] - c["failed"] - c["skipped"]
+        table.add_row(stage, str(c["done"]), str(c["failed"]), str(pending), str(c["skipped"]))
+        for r in rows:
+            if r.stage == stage and r.status == "failed":
+                errors[f"{stage}: {r.error_type}: {(r.error_message or '')[:120]}"] += 1
+    dataset = next((r for r in rows if r.video_id == DATASET_KEY), None)
+    if dataset:
+        table.add_row("annotate", *(("1", "0", "0", "0") if dataset.status == "done" else ("0", "1", "0", "0")))
+    console.print(table)
+    if errors:
+        err_table = Table(title="top error causes")
+        err_table.add_column("count", justify="right")
+        err_table.add_column("stage: type: message")
+        for msg, n in errors.most_common(10):
+            err_table.add_row(str(n), msg)
+        console.print(err_table)
+    hours = sum(v.duration_s or 0 for v in videos) / 3600
+    rounds = 0
+    from collect.fsutil import inside, safe_name
+
+    for v in videos:
+        path = inside(out, "videos", safe_name(v.id), ROUNDS_JSON)
+        if path.exists():
+            rounds += len(read_json(path))
+    console.print(f"videos: {len(videos)}  ·  hours of video: {hours:.2f}  ·  rounds: {rounds}  ·  "
+                  f"skipped at discovery: {len(skips)}")

@@ -1,0 +1,159 @@
+"""Download: one yt-dlp call per video → `media/` + `media.json` + a sanitised `info.json`.
+
+Video capped at `download.max_height` plus the best audio (merged into mp4 with the
+imageio-ffmpeg binary), English subtitles (manual, else automatic) as WebVTT. File names
+are fixed (`media/video.<ext>`, `media/video.<lang>.vtt`); a title from the internet never
+chooses a path. The downloaded file is checked by decoding its first and last second
+with ffmpeg, so a truncated or corrupt file is reported here rather than deep in segment.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from collect import layout
+from collect.clients.youtube import (YouTubeClient, ffmpeg_exe, format_selector, public_options, redact,
+                                     sanitize_info)
+from collect.fsutil import atomic_write_json, inside
+from collect.stages.base import Stage, StageOutcome, VideoContext
+
+MEDIA_DIR = "media"
+MEDIA_STEM = "video"
+SUBTITLE_LANGS = [r"en(-[A-Za-z]+)?"]  # en, en-orig, en-US, en-GB … (yt-dlp treats these as regexes)
+
+
+class CorruptMediaError(Exception):
+    pass
+
+
+@dataclass
+class MediaProbe:
+    duration_s: float | None
+    has_video: bool
+    has_audio: bool
+
+
+def probe_media(path: Path | str, timeout_s: float = 120.0) -> MediaProbe:
+    """Stream layout and duration from ffmpeg, after decoding the first and the last second.
+
+    Raises CorruptMediaError naming the file and ffmpeg's complaint when the file cannot be
+    opened or decoded (a missing moov atom, a truncated tail, …).
+    """
+    ffmpeg = ffmpeg_exe()
+    path = Path(path)
+    info = subprocess.run([ffmpeg, "-hide_banner", "-i", str(path)], capture_output=True, text=True,
+                          timeout=timeout_s, errors="replace")
+    header = info.stderr
+    duration = None
+    if m := re.search(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)", header):
+        duration = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+    has_video = bool(re.search(r"Stream #\S+.*: Video:", header))
+    has_audio = bool(re.search(r"Stream #\S+.*: Audio:", header))
+    if not (has_video or has_audio):
+        last = [ln for ln in header.strip().splitlines() if ln.strip()][-1:] or ["no streams"]
+        raise CorruptMediaError(f"{path.name} is unreadable: {last[0].strip()[:300]}")
+    for where in (["-t", "1"], ["-sseof", "-1"]):
+        args = [ffmpeg, "-v", "error", "-xerror"]
+        args += (where if where[0] == "-sseof" else []) + ["-i", str(path)] + (where if where[0] == "-t" else [])
+        args += ["-f", "null", "-"]
+        run = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s, errors="replace")
+        if run.returncode != 0 or run.stderr.strip():
+            complaint = run.stderr.strip().splitlines()[:2] or [f"ffmpeg exit {run.returncode}"]
+            part = "start" if where[0] == "-t" else "end"
+            raise CorruptMediaError(f"{path.name} fails to decode at its {part}: {' | '.join(complaint)[:300]}")
+    return MediaProbe(duration_s=duration, has_video=has_video, has_audio=has_audio)
+
+
+def download_params(media_dir: Path, max_height: int) -> dict[str, Any]:
+    """The yt-dlp parameters the stage fixes (user options are merged underneath)."""
+    return {
+        "format": format_selector(max_height),
+        "merge_output_format": "mp4",
+        "writesubtitles": True,
+        "writeautomaticsub": True,
+        "subtitleslangs": SUBTITLE_LANGS,
+        "subtitlesformat": "vtt/best",
+        "paths": {"home": str(media_dir), "temp": str(media_dir / ".tmp")},
+        "outtmpl": {"default": f"{MEDIA_STEM}.%(ext)s"},
+        "noplaylist": True,
+        "writeinfojson": False,  # info.json is written by the stage, sanitised (no cookies/headers)
+        "overwrites": False,
+        "continuedl": True,
+    }
+
+
+def _caption_kind(info: dict, lang: str) -> str:
+    return "manual" if lang in (info.get("subtitles") or {}) else "auto"
+
+
+def _lang_rank(lang: str) -> tuple[int, str]:
+    return ({"en": 0, "en-orig": 1}.get(lang, 2), lang)
+
+
+def _relative(ctx: VideoContext, path: str | Path) -> str:
+    """`path` relative to the video folder; refuses anything yt-dlp put outside it."""
+    resolved = inside(ctx.video_dir, str(Path(path).resolve().relative_to(ctx.video_dir.resolve())))
+    return resolved.relative_to(ctx.video_dir.resolve()).as_posix()
+
+
+class DownloadStage(Stage):
+    name = "download"
+    requires = ()
+
+    def config_slice(self, ctx: VideoContext) -> Any:
+        cfg = ctx.config.download
+        return {"max_height": cfg.max_height, "ytdlp_options": public_options(cfg.ytdlp_options),
+                "url": ctx.video.url}
+
+    def run(self, ctx: VideoContext) -> StageOutcome:
+        cfg = ctx.config.download
+        media_dir = ctx.path(MEDIA_DIR)
+        media_dir.mkdir(parents=True, exist_ok=True)
+        client = YouTubeClient(cfg.ytdlp_options, retries=cfg.retries, backoff_s=cfg.backoff_s,
+                               requests_per_s=cfg.requests_per_s)
+        try:
+            info = client.download(ctx.video.url, download_params(media_dir, cfg.max_height))
+        except Exception as exc:
+            return StageOutcome.failed(self.name, f"download of {ctx.video.id} failed: {redact(str(exc))}",
+                                       type(exc).__name__)
+        if info.get("_type") == "playlist":
+            return StageOutcome.failed(self.name, f"{ctx.video.id}: URL resolved to a playlist, not one video",
+                                       "NotAVideo")
+
+        video_rel = None
+        for item in info.get("requested_downloads") or [info]:
+            filepath = item.get("filepath") or item.get("_filename")
+            if filepath and Path(filepath).is_file():
+                video_rel = _relative(ctx, filepath)
+                break
+        if video_rel is None:
+            return StageOutcome.failed(self.name, f"{ctx.video.id}: yt-dlp reported success but no media file exists",
+                                       "MissingMedia")
+        try:
+            probe = probe_media(ctx.path(video_rel))
+        except (CorruptMediaError, subprocess.TimeoutExpired) as exc:
+            return StageOutcome.failed(self.name, f"{ctx.video.id}: {exc}", "CorruptMedia")
+        audio_rel = video_rel if probe.has_audio else None  # merged file: whisper reads its audio track
+        video_rel_out = video_rel if probe.has_video else None
+
+        captions: dict[str, str | None] = {"manual": None, "auto": None}
+        languages: dict[str, str] = {}
+        for lang in sorted((info.get("requested_subtitles") or {}), key=_lang_rank):
+            sub = info["requested_subtitles"][lang]
+            path = sub.get("filepath")
+            if not path or not Path(path).is_file():
+                continue
+            kind = _caption_kind(info, lang)
+            if captions[kind] is None:
+                captions[kind] = _relative(ctx, path)
+                languages[kind] = lang
+
+        atomic_write_json(ctx.path(layout.INFO_JSON), sanitize_info(info))
+        media = {"video": video_rel_out, "audio": audio_rel, "captions": captions,
+                 "caption_languages": languages, "duration_s": probe.duration_s}
+        atomic_write_json(ctx.path(layout.MEDIA_JSON), media)
+        return StageOutcome.done(media=layout.MEDIA_JSON, video=video_rel_out, audio=audio_rel,
+                                 captions=[k for k, v in captions.items() if v], duration_s=probe.duration_s)

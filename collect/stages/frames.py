@@ -1,0 +1,140 @@
+"""`frames`: still frames of each round's gameplay (round start → guess), UI masked, de-duplicated.
+
+Times: every `frames.every_s` seconds from the round start, plus `frames.timestamps`
+offsets, strictly before the result screen. One ffmpeg call per round pulls them all.
+The GeoGuessr overlays (round-counter/status box top right, minimap bottom right) are
+painted over with the frame's mean colour when `crop_ui` is on, so models never learn
+from the UI. A frame whose perceptual hash is within `dedupe_hamming` bits of a frame
+already kept for the round is dropped (the player stood still). JPEGs are written with a
+fixed quality and no metadata, so a rerun on the same input writes the same bytes.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from collect import layout
+from collect.fsutil import atomic_write_bytes, atomic_write_json, inside, read_json
+from collect.records import Frame, RoundSpan, from_dict, to_dict
+from collect.stages.base import Stage, StageOutcome, VideoContext
+from collect.video import VideoError, frames_in_windows, probe
+
+# GeoGuessr overlays, as fractions (x0, y0, x1, y1) of the frame
+UI_REGIONS = (
+    (0.70, 0.0, 1.0, 0.16),  # status bar: map, round counter, score
+    (0.72, 0.62, 1.0, 1.0),  # minimap and guess button
+)
+GUESS_MARGIN_S = 0.25  # stay clear of the cut to the result screen
+
+
+def mask_ui(frame: np.ndarray, regions=UI_REGIONS) -> np.ndarray:
+    out = frame.copy()
+    h, w = out.shape[:2]
+    fill = frame[::8, ::8].reshape(-1, 3).mean(axis=0).astype(np.uint8)  # a subsample is plenty
+    for x0, y0, x1, y1 in regions:
+        out[int(y0 * h):int(y1 * h), int(x0 * w):int(x1 * w)] = fill
+    return out
+
+
+def round_times(span: RoundSpan, every_s: float, offsets: list[float]) -> list[float]:
+    """Requested frame times for a round, before its result screen."""
+    last = span.guess_s - GUESS_MARGIN_S
+    times = set()
+    if every_s > 0:
+        t = span.start_s
+        while t < last:
+            times.add(round(t, 3))
+            t += every_s
+    times.update(round(span.start_s + o, 3) for o in offsets if 0 <= o and span.start_s + o < last)
+    if not times:  # a very short round: still one frame from its middle
+        times.add(round((span.start_s + max(span.start_s, last)) / 2, 3))
+    return sorted(times)
+
+
+def frame_name(round_no: int, time_s: float) -> str:
+    return f"r{round_no}_{int(round(time_s * 1000)):09d}.jpg"
+
+
+class FramesStage(Stage):
+    name = "frames"
+    requires = ("segment",)
+
+    def config_slice(self, ctx: VideoContext):
+        return ctx.config.frames.model_dump(mode="json")
+
+    def input_files(self, ctx: VideoContext) -> list[Path]:
+        files = [ctx.path(layout.ROUNDS_JSON), ctx.path(layout.MEDIA_JSON)]
+        try:
+            rel = (read_json(files[1]) or {}).get("video") if files[1].exists() else None
+            return files + ([inside(ctx.video_dir, rel)] if rel else [])
+        except (ValueError, OSError, AttributeError):  # run() reports a bad media.json properly
+            return files
+
+    def run(self, ctx: VideoContext) -> StageOutcome:
+        import imagehash
+        from PIL import Image
+
+        cfg = ctx.config.frames
+        rounds_path, media_path = ctx.path(layout.ROUNDS_JSON), ctx.path(layout.MEDIA_JSON)
+        for p in (rounds_path, media_path):
+            if not p.exists():
+                return StageOutcome.failed(self.name, f"{ctx.video.id}: {p.name} missing", "MissingInput")
+        try:
+            spans = [from_dict(RoundSpan, r) for r in read_json(rounds_path)]
+            rel = (read_json(media_path) or {}).get("video")
+            if not rel:
+                return StageOutcome.failed(self.name, f"{ctx.video.id}: {layout.MEDIA_JSON} names no video",
+                                           "MissingInput")
+            video = inside(ctx.video_dir, rel)
+        except (ValueError, TypeError, KeyError) as exc:
+            return StageOutcome.failed(self.name, f"{ctx.video.id}: bad input: {exc}", "BadInput")
+        if not spans:
+            return StageOutcome.failed(self.name, f"{ctx.video.id}: {layout.ROUNDS_JSON} lists no rounds", "NoRounds")
+        try:
+            info = probe(video)
+        except VideoError as exc:
+            return StageOutcome.failed(self.name, f"{ctx.video.id}: {exc}", "VideoError")
+
+        try:
+            groups = [round_times(span, cfg.every_s, cfg.timestamps) for span in spans]
+            got = frames_in_windows(video, groups, info=info)
+        except VideoError as exc:
+            return StageOutcome.failed(self.name, f"{ctx.video.id}: {exc}", "VideoError")
+        # keep frames inside the round and before its result screen
+        per_round = [[(t, f) for t, f in frames if span.start_s - 0.5 <= t < span.guess_s]
+                     for span, frames in zip(spans, got)]
+
+        frames_dir = ctx.path(layout.FRAMES_DIR)
+        index: list[Frame] = []
+        dropped, empty = 0, []
+        for span, frames in zip(spans, per_round):
+            kept_hashes = []
+            for t, frame in frames:
+                image = Image.fromarray(mask_ui(frame) if cfg.crop_ui else frame)
+                phash = imagehash.phash(image)
+                if any(phash - h <= cfg.dedupe_hamming for h in kept_hashes):
+                    dropped += 1
+                    continue
+                kept_hashes.append(phash)
+                name = frame_name(span.round, t)
+                buf = io.BytesIO()
+                image.save(buf, format="JPEG", quality=cfg.jpeg_quality)
+                atomic_write_bytes(inside(frames_dir, name), buf.getvalue())
+                index.append(Frame(round=span.round, time_s=t, path=f"{layout.FRAMES_DIR}/{name}", phash=str(phash)))
+            if not kept_hashes:
+                empty.append(span.round)
+        # a rerun with other settings must not leave stale frames behind
+        keep = {Path(f.path).name for f in index}
+        for old in frames_dir.glob("r*_*.jpg"):
+            if old.name not in keep:
+                old.unlink()
+        atomic_write_json(ctx.path(layout.FRAMES_INDEX), [to_dict(f) for f in index])
+        if empty:
+            return StageOutcome.failed(
+                self.name, f"{ctx.video.id}: no frame could be extracted for round(s) {empty} "
+                           f"(spans {[(s.start_s, s.guess_s) for s in spans if s.round in empty]})", "NoFrames")
+        counts = {str(s.round): sum(f.round == s.round for f in index) for s in spans}
+        return StageOutcome.done(path=layout.FRAMES_INDEX, frames=len(index), duplicates_dropped=dropped,
+                                 per_round=counts)

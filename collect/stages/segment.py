@@ -1,0 +1,536 @@
+"""`segment`: cut a video into GeoGuessr rounds at the result screens (the NAVIG recipe).
+
+The paper sampled a frame every 6 s and read the result screen ("Next"/"End" button,
+score) with OCR. We do the same, cheaply:
+
+1. one ffmpeg pass pulls a frame every `sample_every` s, cropped to two regions only:
+   the round-counter box (top right) and the result panel (bottom centre);
+2. OCR reads the counter crop first ("ROUND 2 / 5" ⇒ gameplay of round 2); only frames
+   without a counter get the (bigger) result-panel OCR ("4,873 points", "12.3 km",
+   NEXT / VIEW SUMMARY / END ⇒ result screen);
+3. every state change is refined by a binary search over frames `refine_step` apart
+   between the two samples around it (one ffmpeg call per change, lazy OCR);
+4. rounds = result screens in order: guess_s = first result frame, start_s = first
+   gameplay frame of that round (else the end of the previous result screen, a "Round k"
+   chapter or a "round two" / "next round" caption), end_s = next round's start.
+
+Counter changes without a result screen in between trigger a dense scan for the missed
+result screen. A video where no result screen is found fails honestly ("no result
+screens detected"); an unreadable/truncated file fails with ffmpeg's message.
+"""
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from collect import layout
+from collect.config import SegmentConfig
+from collect.fsutil import atomic_write_json, inside, read_json
+from collect.records import RoundSpan, Transcript, from_dict, to_dict
+from collect.stages.base import Stage, StageOutcome, VideoContext
+from collect.video import VideoError, VideoInfo, frames_at, frames_in_windows, probe, sample_every
+
+# Regions read by OCR, as fractions (x0, y0, x1, y1) of the frame: GeoGuessr's status bar
+# sits top right; the score, distance and NEXT button of the result screen bottom centre.
+COUNTER_REGION = (0.62, 0.0, 1.0, 0.17)
+RESULT_REGION = (0.12, 0.46, 0.88, 1.0)
+
+NUMBER_WORDS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen twenty".split())}
+_NUM = r"(\d{1,2}|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + ")"
+_COUNTER = re.compile(r"ROUND:?(\d{1,2})(?:[/|\\Il]|OF)(\d{1,2})")
+_POINTS = re.compile(r"(\d{1,3}(?:[,.\s]\d{3})+|\d{1,5})\s*(?:points?|pts)", re.I)
+_DISTANCE = re.compile(r"(\d{1,3}(?:[,\s]\d{3})+|\d+(?:[.,]\d+)?)\s*(km|mi|miles|ft|m)(?=$|[^a-z]|from|away)", re.I)
+_BUTTONS = {"NEXT", "END", "VIEWSUMMARY", "PLAYAGAIN", "CONTINUE", "VIEWRESULTS", "NEXTROUND"}
+_TRANSCRIPT_CUE = re.compile(rf"\b(?:(next|last|final) round|round {_NUM})\b", re.I)
+_CHAPTER_ROUND = re.compile(rf"\bround\s*{_NUM}\b", re.I)
+
+
+# --------------------------------------------------------------------------- text parsing
+def _number(raw: str) -> float:
+    """'4,873' → 4873, '1 204' → 1204, '12.3' → 12.3, '12,3' → 12.3 (3-digit groups = thousands)."""
+    raw = raw.strip()
+    if re.fullmatch(r"\d{1,3}(?:[,.\s]\d{3})+", raw):
+        return float(re.sub(r"[,.\s]", "", raw))
+    return float(raw.replace(",", "."))
+
+
+def parse_points(text: str) -> int | None:
+    for m in _POINTS.finditer(text):
+        value = _number(m.group(1))
+        if 0 <= value <= 5000:
+            return int(value)
+    return None
+
+
+def parse_distance_km(text: str) -> float | None:
+    for m in _DISTANCE.finditer(text):
+        value, unit = _number(m.group(1)), m.group(2).lower()
+        factor = {"km": 1.0, "m": 0.001, "mi": 1.609344, "miles": 1.609344, "ft": 0.0003048}[unit]
+        return round(value * factor, 3)
+    return None
+
+
+def parse_counter(text: str) -> tuple[int, int] | None:
+    squashed = re.sub(r"\s+", "", text.upper())
+    m = _COUNTER.search(squashed)
+    if not m:
+        return None
+    current, total = int(m.group(1)), int(m.group(2))
+    return (current, total) if 1 <= current <= max(total, 1) else None
+
+
+def is_result_text(lines: list[str]) -> bool:
+    squashed = [re.sub(r"[^A-Z]", "", line.upper()) for line in lines]
+    return parse_points(" ".join(lines)) is not None or any(s in _BUTTONS for s in squashed)
+
+
+# --------------------------------------------------------------------------- observations
+@dataclass
+class Observation:
+    time: float
+    kind: str  # "play" | "result" | "other"
+    round: int | None = None
+    total: int | None = None
+    points: int | None = None
+    distance_km: float | None = None
+    text: str = ""
+
+
+@dataclass
+class OcrStats:
+    calls: int = 0
+    seconds: float = 0.0
+
+
+def _crop(frame: np.ndarray, region: tuple[float, float, float, float]) -> np.ndarray:
+    h, w = frame.shape[:2]
+    x0, y0, x1, y1 = region
+    return frame[int(y0 * h):int(y1 * h), int(x0 * w):int(x1 * w)].copy()
+
+
+def _crops(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return _crop(frame, COUNTER_REGION), _crop(frame, RESULT_REGION)
+
+
+class Reader:
+    """OCR of the two regions, with a look-alike cache and timing.
+
+    Within one round the counter box (and a result screen) hardly changes between
+    samples, so a crop that matches a recently read crop pixel for pixel (≤ a few pixels
+    differing by > 48 grey levels; a changed digit differs by dozens) reuses that reading.
+    This removes most OCR calls, including nearly all of the refinement probes.
+    """
+
+    CACHE_SIZE = 6
+
+    def __init__(self) -> None:
+        self.stats = OcrStats()
+        self.cache_hits = 0
+        self._recent: dict[str, list[tuple[np.ndarray, object]]] = {"counter": [], "result": []}
+
+    def _ocr(self, image: np.ndarray) -> list[str]:
+        from collect import ocr
+
+        t0 = time.perf_counter()
+        lines = [line.text for line in ocr.read_text(image)]
+        self.stats.calls += 1
+        self.stats.seconds += time.perf_counter() - t0
+        return lines
+
+    def _read(self, kind: str, image: np.ndarray, parse: Callable[[list[str]], object]) -> object:
+        grey = image.astype(np.int16).sum(axis=2) // 3
+        limit = max(4, int(0.0003 * grey.size))
+        recent = self._recent[kind]
+        for i, (seen, value) in enumerate(recent):
+            if seen.shape == grey.shape and int((np.abs(seen - grey) > 48).sum()) <= limit:
+                recent.insert(0, recent.pop(i))
+                self.cache_hits += 1
+                return value
+        value = parse(self._ocr(image))
+        recent.insert(0, (grey, value))
+        del recent[self.CACHE_SIZE:]
+        return value
+
+    def counter(self, crops) -> tuple[int, int] | None:
+        if "counter" not in crops:
+            crops["counter"] = self._read("counter", crops["counter_img"], lambda lines: parse_counter(" ".join(lines)))
+        return crops["counter"]
+
+    def result(self, crops) -> Observation | None:
+        if "result" not in crops:
+            def parse(lines: list[str]):
+                text = " ".join(lines)
+                found = (Observation(0.0, "result", points=parse_points(text), distance_km=parse_distance_km(text),
+                                     text=text) if is_result_text(lines) else None)
+                return found, text
+            crops["result"], crops["result_text"] = self._read("result", crops["result_img"], parse)
+        return crops["result"]
+
+    def observe(self, t: float, crops) -> Observation:
+        counter = self.counter(crops)
+        if counter:
+            return Observation(t, "play", round=counter[0], total=counter[1])
+        res = self.result(crops)
+        if res:
+            return Observation(t, "result", points=res.points, distance_km=res.distance_km, text=res.text)
+        return Observation(t, "other", text=crops.get("result_text", ""))
+
+
+def _as_crops(frame: np.ndarray) -> dict:
+    counter, result = _crops(frame)
+    return {"counter_img": counter, "result_img": result}
+
+
+# --------------------------------------------------------------------------- refinement
+def _first_true(items: list, predicate: Callable[[dict], bool]) -> int | None:
+    """Index of the first item where predicate holds, assuming false…false true…true."""
+    lo, hi, found = 0, len(items) - 1, None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        if predicate(items[mid][1]):
+            found, hi = mid, mid - 1
+        else:
+            lo = mid + 1
+    return found
+
+
+@dataclass
+class Boundary:
+    before: float  # a sample on the old side
+    after: float  # a sample on the new side (known to satisfy the predicate)
+    predicate: Callable[[dict], bool]
+    frames: list = field(default_factory=list)
+    time: float | None = None
+
+
+def _refine(path: Path, info: VideoInfo, boundaries: list[Boundary], step: float, max_side: int,
+            after_crops: dict[float, dict]) -> None:
+    """Fill each boundary's `time` with the first frame (≤ step apart) on the new side."""
+    todo = [b for b in boundaries if b.after - b.before > step + 1e-6]
+    groups = [list(np.arange(b.before + step, b.after - 1e-6, step)) for b in todo]
+    for b, frames in zip(todo, frames_in_windows(path, groups, max_side=max_side, info=info, transform=_as_crops)):
+        b.frames = [(t, c) for t, c in frames if b.before < t < b.after]
+    for b in boundaries:
+        items = b.frames + [(b.after, after_crops[b.after])]
+        idx = _first_true(items, b.predicate)
+        b.time = items[idx][0] if idx is not None else b.after
+
+
+# --------------------------------------------------------------------------- cues
+@dataclass(frozen=True)
+class Cue:
+    time: float
+    round: int | None  # None for "next round"
+    text: str
+    source: str  # "transcript" | "chapter"
+
+
+def transcript_cues(transcript: Transcript | None) -> list[Cue]:
+    if transcript is None:
+        return []
+    words = [w for w in transcript.words() if w.text and not w.text.startswith("[")]
+    text, starts = "", []
+    for w in words:  # char offset → word start time
+        starts.append((len(text), w.start))
+        text += re.sub(r"[^\w' ]", "", w.text.lower()) + " "
+    cues = []
+    for m in _TRANSCRIPT_CUE.finditer(text):
+        t = max(s for off, s in starts if off <= m.start())
+        number = m.group(2)
+        k = None if number is None else (int(number) if number.isdigit() else NUMBER_WORDS[number.lower()])
+        cues.append(Cue(round(t, 2), k, m.group(0), "transcript"))
+    return cues
+
+
+def chapter_cues(chapters: list[dict] | None) -> list[Cue]:
+    cues = []
+    for ch in chapters or []:
+        m = _CHAPTER_ROUND.search(str(ch.get("title") or ""))
+        if m and ch.get("start_time") is not None:
+            number = m.group(1)
+            k = int(number) if number.isdigit() else NUMBER_WORDS[number.lower()]
+            cues.append(Cue(float(ch["start_time"]), k, str(ch["title"])[:60], "chapter"))
+    return cues
+
+
+# --------------------------------------------------------------------------- segmentation
+@dataclass
+class SegmentResult:
+    rounds: list[RoundSpan]
+    observations: list[Observation]
+    duration_s: float
+    ocr: OcrStats
+    seconds: dict[str, float]
+    ocr_cache_hits: int = 0
+
+
+class SegmentationError(RuntimeError):
+    pass
+
+
+def _consensus(values: list) -> object:
+    values = [v for v in values if v is not None]
+    return Counter(values).most_common(1)[0][0] if values else None
+
+
+def segment_video(path: Path | str, config: SegmentConfig | None = None, transcript: Transcript | None = None,
+                  chapters: list[dict] | None = None) -> SegmentResult:
+    """Find the rounds of one video. Raises VideoError (unreadable) or SegmentationError (none found)."""
+    config = config or SegmentConfig()
+    path = Path(path)
+    clock = {"probe": time.perf_counter()}
+    info = probe(path)
+    step, every = float(config.refine_step), float(config.sample_every)
+    max_side = int(config.ocr_max_side)
+    clock["sample"] = time.perf_counter()
+    complaints: list[str] = []
+    samples = sample_every(path, every, max_side=max_side, info=info, transform=_as_crops, diagnostics=complaints)
+    said = f"; ffmpeg: {' | '.join(complaints[-2:])[:300]}" if complaints else ""
+    if not samples:
+        raise VideoError(f"{path.name}: ffmpeg decoded no frames{said}")
+    if samples[-1][0] < info.duration_s - 2 * every - 1.0:
+        raise VideoError(f"{path.name}: decoded frames stop at {samples[-1][0]:.1f} s of the "
+                         f"{info.duration_s:.1f} s the container reports (truncated or corrupt file){said}")
+    clock["ocr"] = time.perf_counter()
+    reader = Reader()
+    crops_at = {t: c for t, c in samples}
+    obs = [reader.observe(t, c) for t, c in samples]
+    counters_seen = any(o.kind == "play" for o in obs)
+    # Some layouts keep the status bar on the result screen: if the counter is everywhere
+    # and no result screen was found, read the result panel of the counter frames too.
+    counter_on_results = False
+    if counters_seen and not any(o.kind == "result" for o in obs):
+        for i, (t, crops) in enumerate(samples):
+            if obs[i].kind == "play" and (res := reader.result(crops)) is not None:
+                counter_on_results = True
+                obs[i] = Observation(t, "result", round=obs[i].round, total=obs[i].total, points=res.points,
+                                     distance_km=res.distance_km, text=res.text)
+
+    # result runs: consecutive result samples; runs not separated by gameplay are one screen
+    runs: list[list[Observation]] = []
+    last_kind_between = None
+    for o in obs:
+        if o.kind == "result":
+            if runs and last_kind_between != "play" and (
+                    counters_seen or o.time - runs[-1][-1].time <= 2 * every):
+                runs[-1].append(o)
+            else:
+                runs.append([o])
+            last_kind_between = None
+        elif o.kind == "play":
+            last_kind_between = "play"
+    clock["dense"] = time.perf_counter()
+    runs = _recover_missed_results(path, info, obs, runs, step, max_side, reader, crops_at)
+    if not runs:
+        seen = Counter(o.kind for o in obs)
+        raise SegmentationError(
+            f"no result screens detected in {len(obs)} frames sampled every {every:g} s "
+            f"({seen.get('play', 0)} with a round counter, {seen.get('other', 0)} unrecognised)")
+
+    # boundaries to refine: into each result run, into each round's gameplay, out of results
+    clock["refine"] = time.perf_counter()
+    index_of = {o.time: i for i, o in enumerate(obs)}
+    boundaries: dict[tuple[str, int], Boundary] = {}
+    plans = []
+    prev_run_end_idx = -1
+    for n, run in enumerate(runs):
+        first_idx = index_of[run[0].time]
+        between = obs[prev_run_end_idx + 1:first_idx]
+        play_rounds = [o.round for o in between if o.kind == "play"]
+        k = _consensus(play_rounds)
+        plan = {"run": run, "k": k, "between": between, "first_idx": first_idx,
+                "prev_end_idx": prev_run_end_idx}
+        if k is None and counter_on_results:
+            k = _consensus([o.round for o in run])
+            plan["k_from_result"] = k
+        if first_idx > 0:
+            before = obs[first_idx - 1]
+            if counter_on_results:
+                pred = (lambda c: reader.result(c) is not None)
+            elif before.kind == "play":
+                pred = (lambda c, r=before.round: reader.counter(c) is None or reader.counter(c)[0] != r)
+            else:
+                pred = (lambda c: reader.counter(c) is None and reader.result(c) is not None)
+            boundaries[("guess", n)] = Boundary(before.time, run[0].time, pred)
+        first_play = next((o for o in between if o.kind == "play" and o.round == k), None) if k else None
+        if first_play is not None:
+            fp_idx = index_of[first_play.time]
+            if fp_idx > 0:
+                boundaries[("start", n)] = Boundary(
+                    obs[fp_idx - 1].time, first_play.time,
+                    lambda c, r=k: (reader.counter(c) or (None,))[0] == r and (
+                        not counter_on_results or reader.result(c) is None))
+            plan["first_play"] = first_play
+        last_idx = index_of[run[-1].time]
+        if last_idx + 1 < len(obs):
+            nxt = obs[last_idx + 1]
+            if counter_on_results:
+                pred = (lambda c: reader.result(c) is None)
+            elif nxt.kind == "play":
+                pred = (lambda c, r=nxt.round: (reader.counter(c) or (None,))[0] == r)
+            else:
+                pred = (lambda c: reader.counter(c) is not None or reader.result(c) is None)
+            boundaries[("result_end", n)] = Boundary(run[-1].time, nxt.time, pred)
+        prev_run_end_idx = last_idx
+        plans.append(plan)
+    _refine(path, info, list(boundaries.values()), step, max_side, crops_at)
+
+    clock["assemble"] = time.perf_counter()
+    cues = transcript_cues(transcript) + chapter_cues(chapters)
+    rounds: list[RoundSpan] = []
+    for n, plan in enumerate(plans):
+        run = plan["run"]
+        evidence = []
+        guess_b = boundaries.get(("guess", n))
+        guess_s = guess_b.time if guess_b else run[0].time
+        evidence.append(f"ocr:result@{guess_s:.1f}")
+        k = plan["k"]
+        if plan.get("first_play") is not None:
+            total = _consensus([o.total for o in plan["between"] if o.kind == "play"])
+            evidence.append(f"ocr:round-counter {k}/{total}@{plan['first_play'].time:.1f}")
+        elif plan.get("k_from_result") is not None:
+            evidence.append(f"ocr:round-counter {k} on result screen@{run[0].time:.1f}")
+        prev_guess = rounds[-1].guess_s if rounds else 0.0
+        window_cues = [c for c in cues if prev_guess < c.time < guess_s]
+        if k is None:
+            numbered = [c.round for c in window_cues if c.round is not None]
+            k = numbered[0] if numbered else (rounds[-1].round + 1 if rounds else 1)
+        start_b = boundaries.get(("start", n))
+        if start_b:
+            start_s = start_b.time
+        elif (chapter := next((c for c in window_cues if c.source == "chapter" and c.round == k), None)):
+            start_s = chapter.time
+        elif n > 0 and boundaries.get(("result_end", n - 1)):
+            start_s = boundaries[("result_end", n - 1)].time
+            evidence.append(f"ocr:result-ended@{start_s:.1f}")
+        elif (spoken := next((c for c in window_cues if c.source == "transcript"), None)):
+            start_s = spoken.time
+        else:
+            start_s = 0.0 if n == 0 else rounds[-1].guess_s
+            evidence.append("fallback:" + ("video-start" if n == 0 else "previous-guess"))
+        for c in window_cues:
+            if c.round in (k, None) and abs(c.time - start_s) <= max(3 * every, 15.0):
+                evidence.append(f"{c.source}:'{c.text}'@{c.time:.1f}" if c.source == "transcript"
+                                else f"chapter:{c.text}")
+        points = _consensus([o.points for o in run])
+        distance = _consensus([o.distance_km for o in run])
+        if points is not None:
+            evidence.append(f"ocr:points {points}@{run[0].time:.1f}")
+        if distance is not None:
+            evidence.append(f"ocr:distance {distance:g} km@{run[0].time:.1f}")
+        if rounds:
+            rounds[-1].end_s = min(max(start_s, rounds[-1].guess_s), rounds[-1].end_s)
+        start_s = min(start_s, guess_s)
+        rounds.append(RoundSpan(round=int(k), start_s=round(start_s, 3), guess_s=round(guess_s, 3),
+                                end_s=round(info.duration_s, 3), points=points, distance_km=distance,
+                                evidence=evidence))
+    clock["end"] = time.perf_counter()
+    names = list(clock)
+    seconds = {names[i]: round(clock[names[i + 1]] - clock[names[i]], 3) for i in range(len(names) - 1)}
+    return SegmentResult(rounds, obs, info.duration_s, reader.stats, seconds, reader.cache_hits)
+
+
+def _recover_missed_results(path: Path, info: VideoInfo, obs: list[Observation], runs: list[list[Observation]],
+                            step: float, max_side: int, reader: Reader, crops_at: dict) -> list[list[Observation]]:
+    """Counter went i → j with no result screen sampled between: scan that gap densely."""
+    run_times = [(r[0].time, r[-1].time) for r in runs]
+    plays = [o for o in obs if o.kind == "play"]
+    recovered = []
+    for a, b in zip(plays, plays[1:]):
+        if a.round == b.round or any(a.time < s <= b.time for s, _ in run_times):
+            continue
+        times = list(np.arange(a.time + step, b.time - 1e-6, step))
+        found = []
+        for t, crops in frames_at(path, times, max_side=max_side, info=info, transform=_as_crops):
+            if not (a.time < t < b.time) or reader.counter(crops) is not None:
+                continue
+            res = reader.result(crops)
+            if res is not None:
+                o = Observation(t, "result", points=res.points, distance_km=res.distance_km, text=res.text)
+                crops_at[t] = crops
+                found.append(o)
+        if found:
+            recovered.append(found)
+    if not recovered:
+        return runs
+    obs.extend(o for run in recovered for o in run)
+    obs.sort(key=lambda o: o.time)
+    return sorted(runs + recovered, key=lambda r: r[0].time)
+
+
+# --------------------------------------------------------------------------- the stage
+class SegmentStage(Stage):
+    name = "segment"
+    requires = ("download",)  # the transcript (cues) is optional: read when present
+
+    def config_slice(self, ctx: VideoContext):
+        return ctx.config.segment.model_dump(mode="json")
+
+    def input_files(self, ctx: VideoContext) -> list[Path]:
+        files = [ctx.path(layout.MEDIA_JSON), ctx.path(layout.TRANSCRIPT_JSON), ctx.path(layout.INFO_JSON)]
+        try:
+            video = self._video_path(ctx)
+        except (ValueError, OSError, AttributeError):  # run() reports a bad media.json properly
+            video = None
+        return files + ([video] if video else [])
+
+    @staticmethod
+    def _video_path(ctx: VideoContext) -> Path | None:
+        media_json = ctx.path(layout.MEDIA_JSON)
+        if not media_json.exists():
+            return None
+        rel = (read_json(media_json) or {}).get("video")
+        return inside(ctx.video_dir, rel) if rel else None
+
+    def run(self, ctx: VideoContext) -> StageOutcome:
+        media_json = ctx.path(layout.MEDIA_JSON)
+        if not media_json.exists():
+            return StageOutcome.failed(self.name, f"{ctx.video.id}: {layout.MEDIA_JSON} missing (download stage output)",
+                                       "MissingInput")
+        try:
+            video = self._video_path(ctx)
+        except ValueError as exc:
+            return StageOutcome.failed(self.name, f"{ctx.video.id}: bad video path in {layout.MEDIA_JSON}: {exc}",
+                                       "BadInput")
+        if video is None:
+            return StageOutcome.failed(self.name, f"{ctx.video.id}: {layout.MEDIA_JSON} names no video file",
+                                       "MissingInput")
+        notes = []
+        transcript = None
+        tpath = ctx.path(layout.TRANSCRIPT_JSON)
+        if tpath.exists():
+            try:
+                transcript = from_dict(Transcript, read_json(tpath))
+            except Exception as exc:  # a bad transcript only costs the caption cues
+                notes.append(f"transcript unreadable, segmenting without captions: {type(exc).__name__}: {exc}")
+        else:
+            notes.append("no transcript: segmenting without captions")
+        chapters = None
+        ipath = ctx.path(layout.INFO_JSON)
+        if ipath.exists():
+            try:
+                chapters = (read_json(ipath) or {}).get("chapters")
+            except Exception as exc:
+                notes.append(f"info.json unreadable, no chapters: {type(exc).__name__}: {exc}")
+        try:
+            result = segment_video(video, ctx.config.segment, transcript, chapters)
+        except (VideoError, SegmentationError) as exc:
+            # rounds from an earlier run on other input must not outlive this verdict
+            ctx.path(layout.ROUNDS_JSON).unlink(missing_ok=True)
+            kind = "VideoError" if isinstance(exc, VideoError) else "NoRounds"
+            return StageOutcome.failed(self.name, f"{ctx.video.id}: {exc}", kind)
+        atomic_write_json(ctx.path(layout.ROUNDS_JSON), [to_dict(r) for r in result.rounds])
+        outcome = StageOutcome.done(
+            path=layout.ROUNDS_JSON, rounds=len(result.rounds), samples=len(result.observations),
+            ocr_calls=result.ocr.calls, ocr_cache_hits=result.ocr_cache_hits, ocr_seconds=round(result.ocr.seconds, 3),
+            with_points=sum(r.points is not None for r in result.rounds), seconds=result.seconds)
+        outcome.note = "; ".join(notes) or None
+        return outcome

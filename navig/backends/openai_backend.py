@@ -1,0 +1,73 @@
+"""Remote VLM: any OpenAI-compatible chat-completions server (vLLM, OpenAI, ...).
+
+Images travel as base64 JPEG data URLs; requests run on a bounded thread pool and transient
+errors (connection, timeout, 429, 5xx) are retried with exponential backoff (tenacity). With an
+adapter, Reasoner requests name the adapter as the model, which is how vLLM serves LoRA modules
+(`--lora-modules name=path`). The API key is read from an environment variable and never logged.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from PIL import Image
+
+from navig.backends.base import VLM, VLMRequest
+
+
+def image_data_url(image: Image.Image, quality: int = 90) -> str:
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, format="JPEG", quality=quality)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+class OpenAIVLM(VLM):
+    def __init__(self, model: str, *, adapter: str | None = None, base_url: str | None = None,
+                 api_key_env: str = "OPENAI_API_KEY", concurrency: int = 4, timeout_s: float = 120.0,
+                 max_attempts: int = 4) -> None:
+        super().__init__()
+        from openai import OpenAI
+
+        self.name = f"openai:{model}"
+        self.model = model
+        self.adapter = adapter
+        self.concurrency = max(1, concurrency)
+        self.max_attempts = max(1, max_attempts)
+        # vLLM accepts any key; OpenAI needs the real one from the environment
+        api_key = os.environ.get(api_key_env) or "EMPTY"
+        self.client = OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0)
+
+    @property
+    def has_adapter(self) -> bool:
+        return self.adapter is not None
+
+    def _one(self, request: VLMRequest) -> str:
+        import openai
+        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+        content = [{"type": "image_url", "image_url": {"url": image_data_url(img)}} for img in request.images]
+        content.append({"type": "text", "text": request.prompt})
+        model = self.adapter if (request.use_adapter and self.adapter) else self.model
+        transient = (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimitError,
+                     openai.InternalServerError)
+        for attempt in Retrying(stop=stop_after_attempt(self.max_attempts),
+                                wait=wait_exponential(multiplier=0.5, max=8),
+                                retry=retry_if_exception_type(transient), reraise=True):
+            with attempt:
+                self.stats.add(generate_calls=1, forward_passes=1)
+                response = self.client.chat.completions.create(
+                    model=model,
+                    messages=[{"role": "user", "content": content}],
+                    max_tokens=request.max_new_tokens,
+                    temperature=request.temperature,
+                )
+        self.stats.add(requests=1)
+        return (response.choices[0].message.content or "").strip()
+
+    def generate(self, requests: list[VLMRequest]) -> list[str]:
+        if not requests:
+            return []
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
+            return list(pool.map(self._one, requests))

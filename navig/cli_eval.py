@@ -1,0 +1,164 @@
+"""`navig train | eval | score | reproduce`: thin typer commands over navig.train and navig.eval.
+
+`register(app)` adds them to the `navig` typer app (navig/cli.py).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+from navig.eval.ablations import ABLATIONS
+
+
+def _parse_options(pairs: list[str] | None) -> dict[str, Any]:
+    import yaml
+
+    extra: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--option expects KEY=VALUE, got {pair!r}")
+        extra[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    return extra
+
+
+def make_locate_options(model: str, adapter: str | None = None, *, backend: str | None = None,
+                        base_url: str | None = None, guidebook: str | None = None, geocoder: str | None = None,
+                        batch_size: int | None = None, extra: dict[str, Any] | None = None):
+    """`navig.pipeline.LocateOptions` from CLI values; unset values keep the pipeline's defaults."""
+    from navig.pipeline import LocateOptions
+
+    kwargs = {"model": model, "adapter": adapter, "backend": backend, "base_url": base_url,
+              "guidebook": Path(guidebook) if guidebook else None, "geocoder": geocoder, "batch_size": batch_size}
+    kwargs = {k: v for k, v in kwargs.items() if v is not None or k == "adapter"}
+    kwargs.update(extra or {})
+    return LocateOptions(**kwargs)
+
+
+def _check_ablations(ablations: list[str]) -> list[str]:
+    for a in ablations:
+        if a not in ABLATIONS:
+            raise typer.BadParameter(f"unknown ablation {a!r}; choose from {', '.join(ABLATIONS)}")
+    return ablations
+
+
+def score_command(
+    predictions: Path = typer.Option(..., exists=True, dir_okay=False, help="navig locate JSONL"),
+    truth: Path = typer.Option(..., exists=True, dir_okay=False, help="CSV/JSONL with id, lat, lng[, country, city]"),
+    out: Path = typer.Option(..., help="metrics JSON to write"),
+    policy: str = typer.Option("miss", help="failure policy: miss (default) | antipode"),
+    only_predicted: bool = typer.Option(False, help="score only truth ids that have a prediction line"),
+) -> None:
+    """Score predictions against truth: accuracy at 1/25/200/750/2500 km, km error, GeoScore, country/city."""
+    from collect.fsutil import atomic_write_json
+    from navig.eval.metrics import FAILURE_POLICIES, METRIC_KEYS, score_files
+    from navig.eval.runner import rich_table
+    from rich.console import Console
+
+    if policy not in FAILURE_POLICIES:
+        raise typer.BadParameter(f"--policy must be one of {', '.join(FAILURE_POLICIES)}")
+    metrics = score_files(predictions, truth, policy=policy, only_predicted=only_predicted)
+    atomic_write_json(out, metrics)
+    Console().print(rich_table([{**metrics, "benchmark": truth.name, "ablation": "-"}], title="navig score"))
+    typer.echo(json.dumps({k: metrics[k] for k in METRIC_KEYS}))
+
+
+def eval_command(
+    benchmark: List[str] = typer.Option(..., help="NAME:PATH, PATH or NAME (im2gps3k, yfcc4k, folder, gws5k, hf, naviclues); repeatable"),
+    model: str = typer.Option(..., help="VLM hub id or path (or the served name with --backend openai)"),
+    out: Path = typer.Option(..., help="output folder"),
+    adapter: Optional[str] = typer.Option(None, help="Reasoner LoRA adapter folder"),
+    ablation: List[str] = typer.Option(["full"], help=f"one of {', '.join(ABLATIONS)}; repeatable"),
+    backend: Optional[str] = typer.Option(None, help="transformers | openai"),
+    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL"),
+    guidebook: Optional[str] = typer.Option(None, help="guidebook JSONL for the Searcher"),
+    geocoder: Optional[str] = typer.Option(None, help="offline | nominatim"),
+    batch_size: Optional[int] = typer.Option(None, help="images per pipeline batch"),
+    option: Optional[List[str]] = typer.Option(None, help="extra LocateOptions field KEY=VALUE; repeatable"),
+    limit: Optional[int] = typer.Option(None, help="first N samples of each benchmark"),
+    cache_dir: Optional[Path] = typer.Option(None, help="where images of HF datasets are written (default OUT/_images)"),
+    policy: str = typer.Option("miss", help="failure policy: miss | antipode"),
+    rouge: bool = typer.Option(False, help="also score the Reasoner's reasoning with ROUGE (naviclues benchmarks)"),
+) -> None:
+    """Run the locate pipeline over benchmarks (resumable), score, write predictions/metrics/tables."""
+    from collect.fsutil import atomic_write_text
+    from navig.eval.benchmarks import benchmark_name, load_benchmark, parse_spec
+    from navig.eval.runner import markdown_table, rich_table, run_eval, tool_usage_markdown
+    from rich.console import Console
+
+    _check_ablations(ablation)
+    console = Console()
+    options = make_locate_options(model, adapter, backend=backend, base_url=base_url, guidebook=guidebook,
+                                  geocoder=geocoder, batch_size=batch_size, extra=_parse_options(option))
+    runs = []
+    for spec in benchmark:
+        try:
+            bench = load_benchmark(spec, cache_dir or out / "_images").limit(limit)
+        except (FileNotFoundError, ValueError) as exc:
+            raise typer.BadParameter(f"benchmark {spec!r}: {exc}") from None
+        if bench.problems:
+            console.print(f"[yellow]{bench.name}: {len(bench.problems)} unusable row(s), first: {bench.problems[0]}")
+        for abl in ablation:
+            runs.append(run_eval(bench, options, out / benchmark_name(spec) / abl, ablation=abl, policy=policy))
+        if rouge and parse_spec(spec)[0] == "naviclues":
+            from navig.eval.rouge import evaluate_reasoning
+
+            _, source, split = parse_spec(spec)
+            result = evaluate_reasoning(source, model, out / benchmark_name(spec) / "rouge", adapter=adapter,
+                                        split=split or "test", backend=backend or "transformers",
+                                        base_url=base_url, limit=limit)
+            console.print(f"ROUGE-1/2/L: {result['rouge1']:.3f} / {result['rouge2']:.3f} / {result['rougeL']:.3f} "
+                          f"(n={result['n']})")
+    atomic_write_text(out / "results.md", markdown_table(runs) + "\n" + tool_usage_markdown(runs))
+    console.print(rich_table(runs))
+    typer.echo(json.dumps({"runs": len(runs), "out": str(out)}))
+
+
+def reproduce_command(
+    model: List[str] = typer.Option(..., help="NAME=ID_OR_PATH (NAME matches the paper rows, e.g. qwen2-vl); repeatable"),
+    out: Path = typer.Option(Path("runs/reproduce"), help="output folder"),
+    adapter: Optional[List[str]] = typer.Option(None, help="NAME=ADAPTER_DIR; repeatable"),
+    benchmark: Optional[List[str]] = typer.Option(None, help="benchmark specs (default: gws5k, im2gps3k under the data root)"),
+    ablation: Optional[List[str]] = typer.Option(None, help=f"subset of {', '.join(ABLATIONS)} (default: all)"),
+    naviclues: Optional[str] = typer.Option(None, help="NaviClues dataset (folder or Hub id) for the ROUGE table"),
+    dry_run: bool = typer.Option(False, help="print the plan and the published tables; run nothing"),
+    limit: Optional[int] = typer.Option(None, help="first N samples of each benchmark"),
+    backend: Optional[str] = typer.Option(None, help="transformers | openai"),
+    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL"),
+    guidebook: Optional[str] = typer.Option(None, help="guidebook JSONL for the Searcher"),
+    geocoder: Optional[str] = typer.Option(None, help="offline | nominatim"),
+    batch_size: Optional[int] = typer.Option(None),
+    option: Optional[List[str]] = typer.Option(None, help="extra LocateOptions field KEY=VALUE; repeatable"),
+) -> None:
+    """Run models x benchmarks x ablations (resumable) and print the paper's tables beside ours."""
+    from collect.fsutil import atomic_write_text
+    from navig.eval.reproduce import parse_model_specs, reproduce
+
+    specs = parse_model_specs(model, adapter)
+    extra = _parse_options(option)
+    result = reproduce(
+        specs, benchmark or ["gws5k", "im2gps3k"], out, ablations=_check_ablations(ablation or list(ABLATIONS)),
+        dry_run=dry_run, naviclues=naviclues, limit=limit,
+        make_options=lambda s: make_locate_options(s.model, s.adapter, backend=backend, base_url=base_url,
+                                                   guidebook=guidebook, geocoder=geocoder,
+                                                   batch_size=batch_size, extra=extra),
+        rouge_kwargs={"backend": backend or "transformers", "base_url": base_url},
+        echo=typer.echo,
+    )
+    if not dry_run:
+        atomic_write_text(out / "report.md", result["report"])
+    typer.echo(json.dumps({"runs": len(result["plan"]), "dry_run": dry_run,
+                           "samples_done": sum(r["done"] for r in result["plan"]), "out": str(out)}))
+
+
+def register(app: typer.Typer) -> None:
+    """Add `train`, `eval`, `score` and `reproduce` to the navig CLI."""
+    from navig.train import command as train_command
+
+    app.command("train")(train_command)
+    app.command("eval")(eval_command)
+    app.command("score")(score_command)
+    app.command("reproduce")(reproduce_command)

@@ -1,0 +1,1 @@
+"""Packaged YAML recipes (reasoner_lora.yaml: the paper's LoRA fine-tuning defaults)."""

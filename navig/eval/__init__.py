@@ -1,0 +1,1 @@
+"""Evaluation of Navig: metrics, benchmark loaders, the eval runner, ROUGE, ablations, the paper's tables."""

@@ -1,0 +1,252 @@
+"""Reproduce the paper's tables: run models x benchmarks x ablations, then print ours beside theirs.
+
+Each run lives in `<out>/<model>/<benchmark>/<ablation>/` (see `navig.eval.runner`), so the
+matrix is resumable: finished samples are never located twice and a finished run is only
+re-scored. `dry_run` prints the plan (and each run's progress) and the published tables without
+loading a model.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from navig.eval.ablations import ABLATION_LABELS, ABLATIONS
+from navig.eval.metrics import THRESHOLDS_KM
+
+PAPER_RESULTS = Path(__file__).resolve().parent / "paper_results.yaml"
+GEO_METRICS = [f"acc_{t}km" for t in THRESHOLDS_KM] + ["mean_km", "geoscore"]
+GEO_HEADERS = [f"{t} km" for t in THRESHOLDS_KM] + ["mean km", "GeoScore"]
+ROUGE_KEYS = ("rouge1", "rouge2", "rougeL")
+
+
+@dataclass
+class ModelSpec:
+    name: str  # the paper-row key, e.g. "qwen2-vl"
+    model: str
+    adapter: str | None = None
+
+
+@dataclass
+class PlannedRun:
+    model: ModelSpec
+    benchmark: str  # spec as given
+    benchmark_name: str
+    ablation: str
+    run_dir: Path
+    done: int = 0  # predictions already on disk
+
+
+@dataclass
+class Plan:
+    runs: list[PlannedRun] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def load_paper_results(path: Path | str = PAPER_RESULTS) -> dict[str, Any]:
+    return yaml.safe_load(Path(path).read_text("utf-8"))
+
+
+def parse_model_specs(models: list[str], adapters: list[str] | None = None) -> list[ModelSpec]:
+    """`NAME=ID_OR_PATH` models and `NAME=ADAPTER_DIR` adapters (a bare value names the model itself)."""
+    specs: dict[str, ModelSpec] = {}
+    for raw in models:
+        name, sep, value = raw.partition("=")
+        if not sep:
+            name, value = Path(raw).name or raw, raw
+        specs[name] = ModelSpec(name, value)
+    for raw in adapters or []:
+        name, sep, value = raw.partition("=")
+        if not sep:
+            if len(specs) != 1:
+                raise ValueError(f"adapter {raw!r}: say which model it belongs to (NAME=PATH)")
+            name, value = next(iter(specs)), raw
+        if name not in specs:
+            raise ValueError(f"adapter {raw!r}: no model named {name!r} (models: {sorted(specs)})")
+        specs[name].adapter = value
+    return list(specs.values())
+
+
+def build_plan(models: list[ModelSpec], benchmarks: list[str], ablations: list[str], out: Path) -> Plan:
+    from navig.eval.benchmarks import benchmark_name
+    from navig.eval.runner import done_ids
+
+    plan = Plan()
+    for ablation in ablations:
+        if ablation not in ABLATIONS:
+            raise ValueError(f"unknown ablation {ablation!r}; choose from {sorted(ABLATIONS)}")
+    for spec in models:
+        for bench in benchmarks:
+            name = benchmark_name(bench)
+            for ablation in ablations:
+                if ablation == "no_training" and spec.adapter is None:
+                    plan.notes.append(f"{spec.name}: no adapter given, so 'full' already is 'w/o training'")
+                run_dir = Path(out) / spec.name / name / ablation
+                plan.runs.append(PlannedRun(spec, bench, name, ablation, run_dir, len(done_ids(run_dir))))
+    return plan
+
+
+def format_plan(plan: Plan) -> str:
+    lines = [f"{len(plan.runs)} run(s):"]
+    for r in plan.runs:
+        adapter = "-" if (r.ablation in ("no_training", "plain") or not r.model.adapter) else r.model.adapter
+        lines.append(f"  {r.model.name:<12} {r.benchmark_name:<12} {ABLATION_LABELS[r.ablation]:<13} "
+                     f"model={r.model.model} adapter={adapter} -> {r.run_dir} ({r.done} done)")
+    lines.extend(f"  note: {n}" for n in dict.fromkeys(plan.notes))
+    return "\n".join(lines)
+
+
+def _fmt(value: Any, key: str) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:,.0f}" if key in ("mean_km", "geoscore") else f"{value:.1f}"
+
+
+def _ours(metrics: dict[str, Any] | None) -> dict[str, float | None] | None:
+    """Our metrics in the paper's units (accuracy in %)."""
+    if metrics is None:
+        return None
+    out: dict[str, float | None] = {}
+    for key in GEO_METRICS:
+        v = metrics.get(key)
+        out[key] = None if v is None else (v if key in ("mean_km", "geoscore") else 100 * v)
+    return out
+
+
+def geolocation_tables(paper: dict[str, Any], ours: dict[tuple[str, str, str], dict] | None = None,
+                       benchmarks: list[str] | None = None) -> str:
+    """One markdown table per benchmark in the paper's layout: per row the paper, ours and Δ."""
+    ours = ours or {}
+    rows = paper.get("geolocation", [])
+    names = benchmarks or sorted({b for row in rows for b in (row.get("results") or {})})
+    out = []
+    for bench in names:
+        out.append(f"### {bench}\n")
+        out.append("| method | source | " + " | ".join(GEO_HEADERS) + " |")
+        out.append("|" + "---|" * (len(GEO_HEADERS) + 2))
+        seen = set()
+        for row in rows:
+            key = (row["model"], bench, row["ablation"])
+            seen.add(key)
+            published = (row.get("results") or {}).get(bench)
+            mine = _ours(ours.get(key))
+            out.append(f"| {row['label']} | paper | " + " | ".join(
+                _fmt((published or {}).get(k), k) for k in GEO_METRICS) + " |")
+            if mine is not None:
+                out.append(f"| | ours | " + " | ".join(_fmt(mine.get(k), k) for k in GEO_METRICS) + " |")
+                out.append(f"| | Δ | " + " | ".join(
+                    _delta(mine.get(k), (published or {}).get(k), k) for k in GEO_METRICS) + " |")
+        for (model, b, ablation), metrics in sorted(ours.items()):
+            if b == bench and (model, b, ablation) not in seen:
+                mine = _ours(metrics)
+                out.append(f"| {model} {ABLATION_LABELS.get(ablation, ablation)} | ours | "
+                           + " | ".join(_fmt(mine.get(k), k) for k in GEO_METRICS) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _delta(mine: Any, published: Any, key: str) -> str:
+    if mine is None or published is None:
+        return "n/a"
+    d = mine - published
+    return f"{d:+,.0f}" if key in ("mean_km", "geoscore") else f"{d:+.1f}"
+
+
+def rouge_table(paper: dict[str, Any], ours: dict[str, dict] | None = None) -> str:
+    ours = ours or {}
+    lines = ["| Reasoner | source | ROUGE-1 | ROUGE-2 | ROUGE-L |", "|---|---|---|---|---|"]
+    for row in paper.get("reasoning_rouge", []):
+        lines.append(f"| {row['label']} | paper | " + " | ".join(_fmt(row.get(k), k) for k in ROUGE_KEYS) + " |")
+        mine = ours.get(row["model"])
+        if mine:
+            vals = {k: 100 * mine[k] for k in ROUGE_KEYS if mine.get(k) is not None}
+            lines.append("| | ours | " + " | ".join(_fmt(vals.get(k), k) for k in ROUGE_KEYS) + " |")
+            lines.append("| | Δ | " + " | ".join(_delta(vals.get(k), row.get(k), k) for k in ROUGE_KEYS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def tool_usage_table(paper: dict[str, Any], ours: dict[tuple[str, str, str], dict] | None = None) -> str:
+    ours = ours or {}
+    lines = ["| model | benchmark | source | tool calls |", "|---|---|---|---|"]
+    for row in paper.get("tool_usage", []):
+        counts = row.get("counts")
+        lines.append(f"| {row['model']} | {row['benchmark']} | paper | "
+                     + (", ".join(f"{k}: {v}" for k, v in counts.items()) if counts else "n/a") + " |")
+    for (model, bench, ablation), metrics in sorted(ours.items()):
+        if ablation == "full":
+            usage = metrics.get("tool_usage") or {}
+            lines.append(f"| {model} | {bench} | ours | " + (", ".join(f"{k}: {v}" for k, v in usage.items()) or "none")
+                         + " |")
+    return "\n".join(lines) + "\n"
+
+
+def paper_report(paper: dict[str, Any], ours: dict | None = None, rouge: dict | None = None,
+                 benchmarks: list[str] | None = None) -> str:
+    return "\n".join([
+        f"Published numbers: {paper.get('source', '')}",
+        "Accuracy (%) within each distance, mean error (km), GeoScore; n/a = not transcribed / not run.\n",
+        "## Geolocation (main table and ablations)\n",
+        geolocation_tables(paper, ours, benchmarks),
+        "## Tool usage\n",
+        tool_usage_table(paper, ours),
+        "## Reasoning quality (ROUGE F x100, NaviClues test)\n",
+        rouge_table(paper, rouge),
+    ])
+
+
+def reproduce(
+    models: list[ModelSpec],
+    benchmarks: list[str],
+    out: Path | str,
+    *,
+    ablations: list[str] | None = None,
+    dry_run: bool = False,
+    make_options: Callable[[ModelSpec], Any] | None = None,
+    naviclues: str | None = None,
+    cache_dir: Path | None = None,
+    limit: int | None = None,
+    rouge_kwargs: dict[str, Any] | None = None,
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run (or, with `dry_run`, only plan) the matrix; print and return the comparison tables."""
+    out = Path(out)
+    ablations = ablations or list(ABLATIONS)
+    paper = load_paper_results()
+    plan = build_plan(models, benchmarks, ablations, out)
+    echo(format_plan(plan))
+    ours: dict[tuple[str, str, str], dict] = {}
+    rouge: dict[str, dict] = {}
+    if not dry_run:
+        from navig.eval.benchmarks import load_benchmark
+        from navig.eval.rouge import evaluate_reasoning
+        from navig.eval.runner import run_eval
+
+        if make_options is None:
+            raise ValueError("reproduce needs make_options(model_spec) -> LocateOptions to run")
+        loaded: dict[str, Any] = {}
+        for run in plan.runs:
+            if run.benchmark not in loaded:
+                loaded[run.benchmark] = load_benchmark(run.benchmark, cache_dir or out / "_images").limit(limit)
+            echo(f"running {run.model.name} / {run.benchmark_name} / {ABLATION_LABELS[run.ablation]}")
+            metrics = run_eval(loaded[run.benchmark], make_options(run.model), run.run_dir, ablation=run.ablation)
+            ours[(run.model.name, run.benchmark_name, run.ablation)] = metrics
+        if naviclues:
+            for spec in models:
+                rouge[spec.name] = evaluate_reasoning(naviclues, spec.model, out / spec.name / "rouge",
+                                                      adapter=spec.adapter, limit=limit, **(rouge_kwargs or {}))
+    else:
+        from navig.eval.runner import load_run_metrics
+
+        for run in plan.runs:  # show whatever earlier runs already finished
+            metrics = load_run_metrics(run.run_dir)
+            if metrics is not None:
+                ours[(run.model.name, run.benchmark_name, run.ablation)] = metrics
+    names = list(dict.fromkeys([r.benchmark_name for r in plan.runs]))
+    published = sorted({b for row in paper.get("geolocation", []) for b in (row.get("results") or {})})
+    report = paper_report(paper, ours, rouge, list(dict.fromkeys(published + names)))
+    echo(report)
+    return {"plan": [{"model": r.model.name, "benchmark": r.benchmark_name, "ablation": r.ablation,
+                      "run_dir": str(r.run_dir), "done": r.done} for r in plan.runs],
+            "report": report, "ours": {"/".join(k): v for k, v in ours.items()}, "rouge": rouge}

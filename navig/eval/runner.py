@@ -1,0 +1,168 @@
+"""Run the locate pipeline over a benchmark, resumably, then score it.
+
+Layout of one run folder (`<out>/<benchmark>/<ablation>/`):
+
+- `truth.jsonl`: the benchmark's truth (what `navig score` reads).
+- `predictions.jsonl`: one `navig locate` line per sample, written by
+  `navig.pipeline.locate_to_jsonl`, which appends one flushed line per image and skips ids already
+  present (a torn last line from a crash is dropped and that sample runs again). A rerun therefore
+  only locates what is missing, and a finished run is only re-scored.
+- `metrics.json`: `navig.eval.metrics.score_files` + tool usage + run settings.
+- `metrics.md`: the same as a markdown table row.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from collect.fsutil import atomic_write_json, atomic_write_text, read_json
+from navig.eval.ablations import ABLATION_LABELS, apply_ablation
+from navig.eval.benchmarks import Benchmark
+from navig.eval.metrics import THRESHOLDS_KM, load_predictions, score_files, tool_usage
+
+PREDICTIONS = "predictions.jsonl"
+
+
+def done_ids(run_dir: Path) -> set[str]:
+    """Ids with a complete line in `run_dir/predictions.jsonl` (read-only; a torn line is ignored)."""
+    path = Path(run_dir) / PREDICTIONS
+    if not path.is_file():
+        return set()
+    ids = set()
+    for line in path.read_text("utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("id") is not None:
+            ids.add(str(record["id"]))
+    return ids
+
+
+def _default_locate() -> Callable:
+    from navig.pipeline import locate_to_jsonl
+
+    return locate_to_jsonl
+
+
+def run_eval(
+    benchmark: Benchmark,
+    options: Any,
+    out_dir: Path | str,
+    *,
+    ablation: str = "full",
+    report: Path | None = None,
+    policy: str = "miss",
+    locate: Callable | None = None,
+) -> dict[str, Any]:
+    """Locate every sample of `benchmark` not yet in `out_dir`, score, write metrics; return them.
+
+    `report`: an HTML report path handed to the pipeline; `locate`: the locate function
+    (`navig.pipeline.locate_to_jsonl` by default).
+    """
+    run_dir = Path(out_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    options = apply_ablation(options, ablation)
+    truth_path = benchmark.write_truth(run_dir / "truth.jsonl")
+    have = done_ids(run_dir)
+    todo = [(sid, path) for sid, path in benchmark.items() if sid not in have]
+    located: dict[str, Any] = {}
+    if todo:  # models load only when something is left to locate
+        locate = locate or _default_locate()
+        located = locate(todo, run_dir / PREDICTIONS, options, report=report) or {}
+
+    metrics = score_files(run_dir / PREDICTIONS, truth_path, policy=policy)
+    sample_ids = {s.id for s in benchmark.samples}
+    records = [r for r in load_predictions(run_dir / PREDICTIONS).by_id.values() if str(r.get("id")) in sample_ids]
+    usage = tool_usage(records)
+    metrics.update({
+        "benchmark": benchmark.name,
+        "benchmark_source": benchmark.source,
+        "benchmark_problems": len(benchmark.problems),
+        "ablation": ablation,
+        "ablation_label": ABLATION_LABELS.get(ablation, ablation),
+        "model": str(getattr(options, "model", "")),
+        "adapter": (str(options.adapter) if getattr(options, "adapter", None) else None),
+        "use_reasoner": getattr(options, "use_reasoner", None),
+        "use_searcher": getattr(options, "use_searcher", None),
+        "tool_usage": usage["calls"],
+        "tool_usage_samples": usage["samples"],
+        "resumed_lines": len(have),
+        "located_now": len(todo),
+        "locate_summary": _jsonable(located),
+    })
+    if benchmark.problems:
+        atomic_write_text(run_dir / "benchmark_problems.txt", "\n".join(benchmark.problems) + "\n")
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    atomic_write_text(run_dir / "metrics.md", markdown_table([metrics]))
+    return metrics
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except TypeError:
+        return json.loads(json.dumps(value, default=str))
+
+
+def _pct(x: Any) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
+def _num(x: Any) -> str:
+    return "–" if x is None else f"{x:,.0f}"
+
+
+COLUMNS = ([f"{t} km" for t in THRESHOLDS_KM] + ["mean km", "median km", "GeoScore", "country", "city",
+                                                  "failed", "n"])
+
+
+def table_row(m: dict[str, Any]) -> list[str]:
+    return ([_pct(m.get(f"acc_{t}km")) for t in THRESHOLDS_KM]
+            + [_num(m.get("mean_km")), _num(m.get("median_km")), _num(m.get("geoscore")),
+               _pct(m.get("country_acc")), _pct(m.get("city_acc")), _pct(m.get("failure_rate")), str(m.get("n", ""))])
+
+
+def markdown_table(runs: Iterable[dict[str, Any]]) -> str:
+    """Accuracies in %, distances in km: one row per (benchmark, ablation) run."""
+    header = ["benchmark", "ablation", *COLUMNS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for m in runs:
+        lines.append("| " + " | ".join([str(m.get("benchmark", "")), str(m.get("ablation_label", m.get("ablation", "")))]
+                                       + table_row(m)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def rich_table(runs: Iterable[dict[str, Any]], title: str = "navig eval"):
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ["benchmark", "ablation", *COLUMNS]:
+        table.add_column(col, justify="left" if col in ("benchmark", "ablation") else "right")
+    for m in runs:
+        table.add_row(str(m.get("benchmark", "")), str(m.get("ablation_label", m.get("ablation", ""))), *table_row(m))
+    return table
+
+
+def load_run_metrics(run_dir: Path | str) -> dict[str, Any] | None:
+    path = Path(run_dir) / "metrics.json"
+    return read_json(path) if path.is_file() else None
+
+
+def tool_usage_markdown(runs: Iterable[dict[str, Any]]) -> str:
+    runs = list(runs)
+    tools = sorted({t for m in runs for t in (m.get("tool_usage") or {})})
+    if not tools:
+        return ""
+    lines = ["| benchmark | ablation | " + " | ".join(tools) + " |", "|" + "---|" * (len(tools) + 2)]
+    for m in runs:
+        usage = m.get("tool_usage") or {}
+        lines.append(f"| {m.get('benchmark')} | {m.get('ablation_label', m.get('ablation'))} | "
+                     + " | ".join(str(usage.get(t, 0)) for t in tools) + " |")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["run_eval", "done_ids", "markdown_table", "rich_table", "tool_usage_markdown", "load_run_metrics",
+           "PREDICTIONS"]

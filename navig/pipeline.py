@@ -1,0 +1,373 @@
+"""Navig inference: Reasoner → Searcher → Guesser over batches of images, resumable to JSONL.
+
+Per batch of images the models are called a fixed number of times, whatever the number of crops:
+one Reasoner `generate`, one detector forward pass (all prompts at once), one CLIP pass for the
+guidebook, one `generate` for every crop-level question (sign text + comments), one Guesser
+`generate`. Every tool is loaded once per `NavigPipeline`. Each image yields a row with a
+prediction or a failure reason and a full trace; a stage that fails is recorded in the trace
+(`errors`) and the image goes on with what it has.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from navig.backends.base import VLM, VLMRequest, load_vlm
+from navig.guesser import build_guesser_prompt, parse_answer, resolve_prediction
+from navig.prompts import REASONING_PROMPT
+from navig.reasoner import Reasoner
+from navig.searcher.comments import CropCommenter
+from navig.searcher.detector import DEFAULT_DETECTOR, DEFAULT_PROMPTS, ZeroShotDetector, select_crops
+from navig.searcher.ocr import VLMOcr
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "Qwen/Qwen2-VL-7B-Instruct"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+
+
+@dataclass
+class LocateOptions:
+    model: str = DEFAULT_MODEL
+    adapter: str | None = None
+    backend: str = "transformers"  # "transformers" | "openai"
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    guidebook: Path | None = None
+    geocoder: str = "offline"  # "offline" | "nominatim"
+    geocoder_url: str | None = None  # self-hosted Nominatim, e.g. http://localhost:8080
+    use_reasoner: bool = True
+    use_searcher: bool = True
+    detector: str | None = DEFAULT_DETECTOR  # None: no crops (guidebook/OCR/comments idle)
+    batch_size: int = 4
+    box_threshold: float = 0.5  # paper: 0.5/0.5 on GWS5k, 0.8/0.6 on Im2GPS3k
+    text_threshold: float = 0.5
+    top_k: int = 3
+    min_crop_px: int = 224
+    device: str = "cpu"
+    dtype: str | None = None
+    max_new_tokens: int = 512  # Reasoner
+    crop_max_new_tokens: int = 96  # sign text and crop comments
+    guess_max_new_tokens: int = 128
+    guess_temperature: float = 0.0
+    detector_prompts: tuple[str, ...] = DEFAULT_PROMPTS
+    ocr: str = "vlm"  # "vlm" (the paper's prompt) | "rapidocr" (offline engine)
+    ocr_labels: tuple[str, ...] | None = None  # labels whose crops are read; None = all (as released)
+    guidebook_k: int = 3
+    guidebook_max_distance: float | None = 30.0  # image↔image squared L2 (paper)
+    guidebook_max_cross_distance: float | None = 1.5  # crop↔clue text, normalised CLIP
+    geocoder_top_k: int = 3
+    concurrency: int = 4  # openai backend: parallel requests
+    vlm_max_batch: int = 64  # transformers backend: sequences per padded generate
+    reasoning_prompt: str = REASONING_PROMPT
+
+
+@dataclass
+class _Item:
+    id: str
+    path: Path
+    image: Image.Image | None = None
+    failure: str | None = None
+    trace: dict = field(default_factory=dict)
+
+
+def _new_trace() -> dict:
+    return {"reasoning": None, "detections": [], "crops": [], "guidebook_hits": [], "ocr": [],
+            "geocoder_hits": [], "comments": [], "prompts": {}, "raw_answer": None, "parsed": None,
+            "policy": None, "tool_usage": {}, "timings": {}, "errors": []}
+
+
+class NavigPipeline:
+    """Loads the VLM and the Searcher tools once; `locate` runs one batch end to end."""
+
+    def __init__(self, options: LocateOptions, *, vlm: VLM | None = None, detector: ZeroShotDetector | None = None,
+                 guidebook=None, geocoder=None) -> None:
+        self.options = o = options
+        self.vlm = vlm or load_vlm(o.backend, o.model, adapter=o.adapter, base_url=o.base_url,
+                                   api_key_env=o.api_key_env, device=o.device, dtype=o.dtype,
+                                   max_batch=o.vlm_max_batch, concurrency=o.concurrency)
+        self.reasoner = Reasoner(self.vlm, prompt=o.reasoning_prompt, max_new_tokens=o.max_new_tokens)
+        self.detector = detector
+        if self.detector is None and o.use_searcher and o.detector:
+            self.detector = ZeroShotDetector(o.detector, prompts=o.detector_prompts, box_threshold=o.box_threshold,
+                                             text_threshold=o.text_threshold, device=o.device)
+        self.guidebook = guidebook
+        if self.guidebook is None and o.use_searcher and o.guidebook:
+            from navig.searcher.guidebook import Guidebook
+
+            self.guidebook = Guidebook(o.guidebook, device=o.device)
+        self.geocoder = geocoder
+        if self.geocoder is None:
+            from navig.searcher.geocoder import make_geocoder
+
+            self.geocoder = make_geocoder(o.geocoder, url=o.geocoder_url)
+        self.ocr = VLMOcr(o.crop_max_new_tokens)
+        self.rapid_ocr = None
+        if o.ocr == "rapidocr" and o.use_searcher:
+            from navig.searcher.ocr import RapidOcr
+
+            self.rapid_ocr = RapidOcr()
+        elif o.ocr != "vlm":
+            raise ValueError(f"unknown OCR engine {o.ocr!r} (expected 'vlm' or 'rapidocr')")
+        self.commenter = CropCommenter(o.crop_max_new_tokens)
+
+    # ---- stages -------------------------------------------------------------------------
+    def _stage(self, items: list[_Item], name: str, fn) -> None:
+        """Run a batch-level stage, time it, and record a failure in every trace instead of raising."""
+        start = time.perf_counter()
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - per-item records, never a crashed batch
+            log.exception("stage %s failed", name)
+            for it in items:
+                it.trace["errors"].append(f"{name}: {type(exc).__name__}: {exc}")
+        share = (time.perf_counter() - start) / max(1, len(items))
+        for it in items:
+            it.trace["timings"][name] = round(share, 4)
+
+    def locate(self, batch: list[tuple[str, Path]]) -> list[dict]:
+        o = self.options
+        items = [_Item(id=str(i), path=Path(p), trace=_new_trace()) for i, p in batch]
+        for it in items:
+            try:
+                with Image.open(it.path) as im:
+                    it.image = im.convert("RGB")
+                it.trace["image_size"] = list(it.image.size)
+            except (OSError, ValueError) as exc:
+                it.failure = f"unreadable image {it.path}: {exc}"
+        live = [it for it in items if it.image is not None]
+        crops: dict[str, list] = {it.id: [] for it in live}
+        stats_before = self.vlm.stats.snapshot()
+
+        if o.use_reasoner and live:
+            def reason():
+                for it, text in zip(live, self.reasoner.reason([it.image for it in live])):
+                    it.trace["reasoning"] = text
+            self._stage(live, "reasoner", reason)
+
+        if o.use_searcher and self.detector is not None and live:
+            def detect():
+                for it, dets in zip(live, self.detector.detect([it.image for it in live])):
+                    it.trace["detections"] = [asdict(d) for d in dets]
+                    crops[it.id] = select_crops(it.image, dets, top_k=o.top_k, min_crop_px=o.min_crop_px)
+                    it.trace["crops"] = [{"index": k, "label": c.label, "box": list(c.box), "score": c.score,
+                                          "size": list(c.image.size)} for k, c in enumerate(crops[it.id])]
+            self._stage(live, "detector", detect)
+
+            if self.guidebook is not None:
+                def retrieve():
+                    flat = [(it, k, c) for it in live for k, c in enumerate(crops[it.id])]
+                    hits = self.guidebook.search_images([c.image for _, _, c in flat], k=o.guidebook_k,
+                                                        max_distance=o.guidebook_max_distance,
+                                                        max_cross_distance=o.guidebook_max_cross_distance)
+                    for (it, k, c), crop_hits in zip(flat, hits):
+                        it.trace["guidebook_hits"].extend(
+                            {"crop": k, "label": c.label, **asdict(h)} for h in crop_hits)
+                self._stage(live, "guidebook", retrieve)
+
+            self._stage(live, "crop_vlm", lambda: self._crop_questions(live, crops))
+            self._stage(live, "geocoder", lambda: self._geocode_text(live))
+
+        if live:
+            self._stage(live, "guesser", lambda: self._guess(live))
+        stats_after = self.vlm.stats.snapshot()
+        batch_vlm = {k: stats_after[k] - stats_before[k] for k in stats_after}
+        rows = []
+        for it in items:
+            t = it.trace
+            if it.failure is None and t.get("prediction") is None:
+                guesser_errors = [e for e in t["errors"] if e.startswith("guesser")]
+                it.failure = t.get("failure") or (guesser_errors[-1] if guesser_errors else "no answer from the guesser")
+            t["tool_usage"].update({
+                "detections": len(t["detections"]), "crops": len(t["crops"]),
+                "guidebook_hits": len(t["guidebook_hits"]),
+                "ocr_texts": sum(1 for x in t["ocr"] if x.get("text")),
+                "geocoder_queries": len(t["geocoder_hits"]),
+                "batch_vlm_calls": batch_vlm, "batch_size": len(items),
+            })
+            rows.append({"id": it.id, "image": str(it.path), "prediction": t.pop("prediction", None),
+                         "failure": it.failure, "policy": t.get("policy"), "trace": t})
+            t.pop("failure", None)
+        return rows
+
+    def _crop_questions(self, live: list[_Item], crops: dict[str, list]) -> None:
+        """Sign text and comments for every crop of the batch in ONE `generate`."""
+        o = self.options
+        requests: list[VLMRequest] = []
+        slots: list[tuple[_Item, int, str]] = []  # (item, crop index, "ocr"|"comment")
+        rapid_targets = []
+        for it in live:
+            for k, crop in enumerate(crops[it.id]):
+                wants_ocr = o.ocr_labels is None or crop.label in o.ocr_labels
+                if wants_ocr and self.rapid_ocr is None:
+                    requests.append(self.ocr.request(crop.image))
+                    slots.append((it, k, "ocr"))
+                elif wants_ocr:
+                    rapid_targets.append((it, k, crop))
+                requests.append(self.commenter.request(crop.image, crop.label))
+                slots.append((it, k, "comment"))
+        answers = self.vlm.generate(requests) if requests else []
+        for (it, k, kind), answer in zip(slots, answers):
+            label = crops[it.id][k].label
+            if kind == "ocr":
+                it.trace["ocr"].append({"crop": k, "label": label, "raw": answer, "text": VLMOcr.parse(answer)})
+            else:
+                it.trace["comments"].append({"crop": k, "label": label, "text": answer})
+        if rapid_targets:
+            texts = self.rapid_ocr.read([c.image for _, _, c in rapid_targets])
+            for (it, k, crop), text in zip(rapid_targets, texts):
+                it.trace["ocr"].append({"crop": k, "label": crop.label, "raw": text, "text": text})
+
+    def _geocode_text(self, live: list[_Item]) -> None:
+        for it in live:
+            for entry in it.trace["ocr"]:
+                if not entry.get("text"):
+                    continue
+                record = {"crop": entry["crop"], "query": entry["text"], "hits": [], "error": None}
+                try:
+                    hits = self.geocoder.search(entry["text"], limit=self.options.geocoder_top_k)
+                    record["hits"] = [asdict(h) for h in hits]
+                except Exception as exc:  # noqa: BLE001 - one failed lookup must not sink the image
+                    record["error"] = f"{type(exc).__name__}: {exc}"
+                it.trace["geocoder_hits"].append(record)
+
+    def _guess(self, live: list[_Item]) -> None:
+        from navig.searcher.records import GeoHit
+
+        o = self.options
+        requests = []
+        for it in live:
+            t = it.trace
+            ocr_by_label: dict[str, list[str]] = {}
+            for x in t["ocr"]:
+                if x.get("text"):
+                    ocr_by_label.setdefault(x["label"], []).append(x["text"])
+            map_hits = {g["query"]: [GeoHit(**h) for h in g["hits"]] for g in t["geocoder_hits"] if g["hits"]}
+            comments: dict[str, list[str]] = {}
+            for x in t["comments"]:
+                if x["text"]:
+                    comments.setdefault(x["label"], []).append(x["text"])
+            clues: dict[str, list[str]] = {}
+            for h in t["guidebook_hits"]:
+                clues.setdefault(h["label"], []).append(h["clue"])
+            prompt, usage = build_guesser_prompt(reasoning=t["reasoning"], ocr_by_label=ocr_by_label,
+                                                 map_hits=map_hits, comments_by_label=comments, clues_by_label=clues)
+            t["prompts"] = {"reasoner": self.reasoner.prompt if o.use_reasoner else None, "guesser": prompt}
+            t["tool_usage"].update(usage)
+            requests.append(VLMRequest(images=[it.image], prompt=prompt, max_new_tokens=o.guess_max_new_tokens,
+                                       temperature=o.guess_temperature))
+        answers = self.vlm.generate(requests)
+        for it, answer in zip(live, answers):
+            resolution = resolve_prediction(parse_answer(answer), self.geocoder)
+            it.trace.update(raw_answer=answer, parsed=resolution.parsed, policy=resolution.policy,
+                            prediction=resolution.prediction, failure=resolution.failure)
+
+    def tool_usage(self) -> dict:
+        return {"vlm": self.vlm.stats.snapshot(),
+                "detector_passes": getattr(self.detector, "forward_passes", 0),
+                "geocoder_lookups": getattr(self.geocoder, "lookups", getattr(self.geocoder, "requests", 0))}
+
+
+# ---- JSONL driver -----------------------------------------------------------------------
+def read_done(out: Path) -> dict[str, dict]:
+    """Rows already written, by id. A truncated last line (a crash mid-write) is cut off so the
+    file stays valid JSONL for the appends that follow."""
+    done: dict[str, dict] = {}
+    if not out.exists():
+        return done
+    good_end = 0
+    with open(out, "rb") as fh:
+        data = fh.read()
+    offset = 0
+    for raw in data.splitlines(keepends=True):
+        offset += len(raw)
+        try:
+            row = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            if offset == len(data):
+                break  # torn last line: dropped below
+            raise ValueError(f"{out}: corrupt line at byte {offset - len(raw)} (not the last line)")
+        if isinstance(row, dict) and "id" in row:
+            done[str(row["id"])] = row
+        good_end = offset
+    if good_end < len(data):
+        log.warning("%s: dropping a truncated last line (%d bytes)", out, len(data) - good_end)
+        with open(out, "rb+") as fh:
+            fh.truncate(good_end)
+    elif data and not data.endswith(b"\n"):
+        with open(out, "ab") as fh:
+            fh.write(b"\n")
+    return done
+
+
+def collect_images(inputs: list[Path | str]) -> list[tuple[str, Path]]:
+    """(id, path) for image files and folders (recursively); ids are stems or folder-relative paths."""
+    items: list[tuple[str, Path]] = []
+    seen: set[str] = set()
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            found = [(p.relative_to(path).with_suffix("").as_posix(), p) for p in sorted(path.rglob("*"))
+                     if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        elif path.is_file():
+            found = [(path.stem, path)]
+        else:
+            raise FileNotFoundError(f"no such image or folder: {path}")
+        for ident, p in found:
+            unique, n = ident, 2
+            while unique in seen:
+                unique, n = f"{ident}#{n}", n + 1
+            seen.add(unique)
+            items.append((unique, p))
+    return items
+
+
+def locate_to_jsonl(items: list[tuple[str, Path]], out: Path, options: LocateOptions,
+                    report: Path | None = None, pipeline: NavigPipeline | None = None) -> dict:
+    """Locate every (id, image) not yet in `out`, appending one flushed line per image.
+
+    Models load only when there is work left. Returns a summary: done (this run), skipped
+    (already in `out`), failures (this run), policies, tool_usage, seconds.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = read_done(out)
+    unique: dict[str, Path] = {}
+    for ident, path in items:
+        unique.setdefault(str(ident), Path(path))
+    todo = [(i, p) for i, p in unique.items() if i not in done]
+    summary = {"done": 0, "skipped": len(unique) - len(todo), "failures": 0, "failure_reasons": {},
+               "policies": {}, "tool_usage": {}, "out": str(out), "seconds": 0.0}
+    start = time.perf_counter()
+    policies, reasons = Counter(), Counter()
+    if todo:
+        pipeline = pipeline or NavigPipeline(options)
+        with open(out, "a", encoding="utf-8") as fh:
+            for b in range(0, len(todo), max(1, options.batch_size)):
+                for row in pipeline.locate(todo[b : b + options.batch_size]):
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                    summary["done"] += 1
+                    if row["failure"]:
+                        summary["failures"] += 1
+                        reasons[row["failure"].split(":")[0]] += 1
+                    else:
+                        policies[row["policy"]] += 1
+        summary["tool_usage"] = pipeline.tool_usage()
+    summary["policies"] = dict(policies)
+    summary["failure_reasons"] = dict(reasons)
+    summary["seconds"] = round(time.perf_counter() - start, 3)
+    if report is not None:
+        from navig.report import render_report
+
+        render_report(list(read_done(out).values()), Path(report))
+        summary["report"] = str(report)
+    return summary

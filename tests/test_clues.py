@@ -1,0 +1,59 @@
+import pytest
+
+from annotate.config import CluesConfig
+from annotate.stages.clues import ClueExtractor
+
+
+def timed(text: str, step: float = 0.5, t0: float = 10.0) -> list[dict]:
+    return [{"text": w, "start": t0 + i * step, "end": t0 + i * step + 0.4} for i, w in enumerate(text.split())]
+
+
+@pytest.fixture(scope="module")
+def extractor() -> ClueExtractor:
+    return ClueExtractor(CluesConfig())
+
+
+def test_categories_entities_and_times(extractor):
+    words = timed("[Music] okay um so we have yellow plates and the Google car has an antenna "
+                  "this is Kazakh text in Cyrillic probably near Almaty and they drive on the left "
+                  "with palm trees and red soil")
+    clues = extractor.extract(words)
+    by_text = {c.text.lower(): c for c in clues}
+    assert by_text["yellow plates"].category == "licence_plate"
+    assert by_text["google car"].category == "car_meta"
+    assert by_text["antenna"].category == "car_meta"
+    assert by_text["kazakh"].category == "demonym" and by_text["kazakh"].entity == "KZ"
+    assert by_text["cyrillic"].category == "script"
+    assert by_text["almaty"].category == "city" and by_text["almaty"].entity == "KZ"
+    assert by_text["drive on the left"].category == "driving_side"
+    assert by_text["palm trees"].category == "vegetation"
+    assert by_text["red soil"].category == "terrain_soil"
+    # times come from the words under the span: "yellow plates" are words 6 and 7 ("[Music]" is word 0)
+    assert by_text["yellow plates"].start_s == pytest.approx(13.0) and by_text["yellow plates"].end_s == pytest.approx(13.9)
+    dl = by_text["drive on the left"]
+    assert dl.end_s - dl.start_s == pytest.approx(1.9)  # four words
+    assert [c.start_s for c in clues] == sorted(c.start_s for c in clues)
+
+
+def test_asr_tags_and_filler_are_never_clues(extractor):
+    clues = extractor.extract(timed("[Music] um uh [Applause] you know like hmm [ __ ] um"))
+    assert clues == []
+    texts = [c.text.lower() for c in extractor.extract(timed("um the bollards uh [Music] sign"))]
+    assert texts == ["bollards", "sign"]
+
+
+def test_country_names_and_lowercase_pronoun(extractor):
+    clues = extractor.extract(timed("let us go to brazil because of the US plates and the czech republic flag"))
+    entities = [(c.text, c.category, c.entity) for c in clues if c.entity]
+    assert ("brazil", "country", "BR") in entities
+    assert ("US", "country", "US") in entities
+    assert ("czech republic", "country", "CZ") in entities
+    assert not any(c.text == "us" for c in clues)  # the lowercase pronoun is not the country
+    assert extractor.pipeline_name in ("blank:en", "en_core_web_sm")
+
+
+def test_words_without_times_and_empty_input(extractor):
+    assert extractor.extract([]) == []
+    clues = extractor.extract_text("the utility poles look Brazilian")
+    assert {(c.category, c.entity) for c in clues} == {("utility_pole", None), ("demonym", "BR")}
+    assert all(c.start_s is None for c in clues)

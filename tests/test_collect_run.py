@@ -1,0 +1,144 @@
+"""`collect run` end to end on the demo corpus: recovery, resume, SIGKILL, bad inputs, secrets, Ray."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from collect.fsutil import read_json
+from conftest import collect_cmd
+
+SMALL = ["--set", "demo.videos=1", "--set", "demo.rounds=2"]
+
+
+def run_cli(args: list[str], env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(collect_cmd() + args, capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+def artifact_hashes(out: Path) -> dict[str, str]:
+    """Hashes of every published artifact (info.json holds the server URL and extraction epoch)."""
+    hashes = {}
+    for path in sorted((out / "videos").rglob("*")):
+        if path.is_file() and path.name != "info.json":
+            hashes[str(path.relative_to(out))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashes
+
+
+def dataset_rows(out: Path) -> list[dict]:
+    import datasets
+
+    dd = datasets.load_from_disk(str(out / "dataset"))
+    rows = []
+    for split in sorted(dd):
+        for row in dd[split].remove_columns([c for c in ("image", "images", "frames") if c in dd[split].column_names]):
+            rows.append({"split": split, **row})
+    return sorted(rows, key=lambda r: r["id"])
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "out"
+    t0 = time.perf_counter()
+    proc = run_cli(["run", "--demo", "--out", str(out)])
+    first = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return out, first, proc
+
+
+def test_demo_run_builds_the_dataset(demo_run):
+    out, first, proc = demo_run
+    assert (out / "dataset").is_dir() and (out / "hub" / "README.md").is_file()
+    assert list((out / "hub" / "data").glob("*.parquet"))
+    assert "collect run" in proc.stderr  # the summary table
+
+
+def test_demo_rounds_recovered(demo_run):
+    out, _, _ = demo_run
+    truth = read_json(out / "demo-corpus" / "truth.json")
+    videos = truth["videos"] if isinstance(truth, dict) else truth
+    n_rounds = ok_points = 0
+    for video in videos:
+        folder = out / "videos" / video["id"]
+        spans = {r["round"]: r for r in read_json(folder / "rounds.json")}
+        challenge = read_json(folder / "challenge.json")
+        frames = read_json(folder / "frames" / "index.json")
+        for true in video["rounds"]:
+            n_rounds += 1
+            got = spans[true["round"]]  # every round recovered
+            for key in ("start_s", "guess_s", "end_s"):
+                assert abs(got[key] - true[key]) <= 3.0, (video["id"], true["round"], key, got[key], true[key])
+            ok_points += got["points"] == true["points"] and abs(got["distance_km"] - true["distance_km"]) < 0.05
+            assert any(f["round"] == true["round"] for f in frames)
+            truth_round = next(r for r in challenge["rounds"] if r["round"] == true["round"])
+            assert abs(truth_round["lat"] - true["lat"]) < 1e-6 and abs(truth_round["lng"] - true["lng"]) < 1e-6
+    assert ok_points / n_rounds >= 0.95
+
+
+def test_rerun_does_no_work(demo_run):
+    out, first, _ = demo_run
+    t0 = time.perf_counter()
+    proc = run_cli(["run", "--demo", "--out", str(out)])
+    again = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "all stages skipped" in proc.stderr
+    assert again < 0.10 * first, (again, first)
+
+
+def test_status_and_config(demo_run):
+    out, _, _ = demo_run
+    proc = run_cli(["status", "--out", str(out)])
+    assert proc.returncode == 0
+    assert "segment" in proc.stdout and "rounds: 10" in proc.stdout
+    proc = run_cli(["config", "--set", "challenge.ncfa_cookie=topsecret-cookie", "--set", "download.max_height=480"])
+    cfg = json.loads(proc.stdout)
+    assert cfg["download"]["max_height"] == 480
+    assert cfg["challenge"]["ncfa_cookie"] == "**********" and "topsecret-cookie" not in proc.stdout
+
+
+def _wait_for_stage(store: Path, stage: str, proc: subprocess.Popen, timeout: float = 120) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if store.exists():
+            try:
+                with sqlite3.connect(store, timeout=1) as conn:
+                    if conn.execute("SELECT 1 FROM stage_runs WHERE stage=? AND status='running'", (stage,)).fetchone():
+                        return True
+            except sqlite3.OperationalError:
+                pass
+        time.sleep(0.05)
+    return False
+
+
+def test_sigkill_at_several_points_then_rerun_is_identical(tmp_path):
+    reference = tmp_path / "reference"
+    proc = run_cli(["run", "--demo", "--out", str(reference), *SMALL])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    out = tmp_path / "killed"
+    kills = 0
+    for stage in ("download", "transcript", "segment", "frames", "annotate"):
+        p = subprocess.Popen(collect_cmd() + ["run", "--demo", "--out", str(out), *SMALL],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if _wait_for_stage(out / "run.sqlite", stage, p):
+            os.kill(p.pid, signal.SIGKILL)
+            kills += 1
+        p.wait(timeout=300)
+    assert kills >= 3
+    proc = run_cli(["run", "--demo", "--out", str(out), *SMALL])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert artifact_hashes(out) == artifact_hashes(reference)
+    assert dataset_rows(out) == dataset_rows(reference)
+    with sqlite3.connect(out / "run.sqlite") as conn:
+        dup = conn.execute("SELECT video_id, stage, COUNT(*) c FROM stage_runs GROUP BY 1,2 HAVING c>1").fetchall()
+        assert dup == []
+        assert conn.execute("SELECT COUNT(*) FROM stage_runs WHERE status='running'").fetchone()[0] == 0
+    assert not list(out.rglob("*.part*"))

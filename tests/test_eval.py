@@ -1,0 +1,195 @@
+"""navig eval: benchmark loaders, the resumable runner over the real pipeline, ablations, ROUGE.
+
+The VLM is an OpenAI-compatible server on 127.0.0.1 (tests/navig_fixtures.openai_server) that
+answers every prompt with a fixed JSON guess (Paris), so the expected metrics are known exactly.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from navig_fixtures import make_scene_images, openai_server
+
+PARIS = (48.8566, 2.3522)
+LYON = (45.7640, 4.8357)
+TOKYO = (35.6895, 139.6917)
+GUESS = json.dumps({"country": "France", "city": "Paris", "latitude": PARIS[0], "longitude": PARIS[1]})
+
+
+def _cli_app():
+    from navig.cli import app
+
+    return app
+
+
+@pytest.fixture
+def bench_dir(tmp_path):
+    root = tmp_path / "gws"
+    images = make_scene_images(root / "images", 3, size=(64, 48))
+    (root / "images" / "broken.jpg").write_bytes(b"not a jpeg at all")
+    (root / "metadata.csv").write_text(
+        "id,file_name,lat,lng\n"
+        f"paris,images/{images[0].name},{PARIS[0]},{PARIS[1]}\n"
+        f"lyon,images/{images[1].name},{LYON[0]},{LYON[1]}\n"
+        f"tokyo,images/{images[2].name},{TOKYO[0]},{TOKYO[1]}\n"
+        "broken,images/broken.jpg,10,10\n"
+        "ghost,images/missing.jpg,0,0\n"  # no such file: a benchmark problem, reported
+        "far,images/x.jpg,95,0\n",  # bad latitude
+        encoding="utf-8")
+    return root
+
+
+def test_folder_loader_reports_unusable_rows(bench_dir, tmp_path):
+    from navig.eval.benchmarks import load_benchmark, parse_spec
+
+    assert parse_spec(str(bench_dir))[0] == "folder"
+    bench = load_benchmark(str(bench_dir), tmp_path / "cache")
+    assert [s.id for s in bench.samples] == ["paris", "lyon", "tokyo", "broken"]
+    assert len(bench.problems) == 2
+    assert "ghost" in bench.problems[0] and "image not found" in bench.problems[0]
+    assert "far" in bench.problems[1] and "bad coordinates" in bench.problems[1]
+
+
+def test_im2gps3k_yfcc4k_and_hf_loaders(tmp_path):
+    from datasets import Dataset, DatasetDict
+    from PIL import Image
+
+    from navig.eval.benchmarks import load_benchmark
+
+    im2 = tmp_path / "im2gps3k"
+    (im2 / "im2gps3ktest").mkdir(parents=True)
+    for name in ("1000_123.jpg", "2000_456.jpg"):
+        Image.new("RGB", (8, 8)).save(im2 / "im2gps3ktest" / name)
+    (im2 / "im2gps3k_places365.csv").write_text(
+        "IMG_ID,AUTHOR,LAT,LON,S3_Label,S16_Label,S365_Label,Prob_indoor,Prob_natural,Prob_urban\n"
+        "1000_123.jpg,a@N00,51.5,-0.12,1,5,100,0.1,0.2,0.7\n"
+        "2000_456.jpg,b@N00,-33.86,151.2,1,5,100,0.1,0.2,0.7\n", encoding="utf-8")
+    bench = load_benchmark(f"im2gps3k:{im2}", tmp_path / "cache")
+    assert [(s.id, s.lat, s.lng) for s in bench.samples] == [("1000_123.jpg", 51.5, -0.12), ("2000_456.jpg", -33.86, 151.2)]
+    assert bench.samples[0].image == im2 / "im2gps3ktest" / "1000_123.jpg"
+
+    yf = tmp_path / "yfcc"
+    yf.mkdir()
+    Image.new("RGB", (8, 8)).save(yf / "777.jpg")
+    (yf / "yfcc4k_places365.csv").write_text("IMG_ID,LAT,LON\n777.jpg,40.7,-74.0\n", encoding="utf-8")
+    assert [s.id for s in load_benchmark(str(yf), tmp_path / "cache").samples] == ["777.jpg"]
+
+    rows = [{"id": "r/1", "lat": 1.0, "lng": 2.0, "country": "Kenya", "reasoning": "red soil",
+             "images": [Image.new("RGB", (8, 8), "red")]}]
+    DatasetDict({"train": Dataset.from_list(rows), "test": Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "nc"))
+    nav = load_benchmark(f"naviclues:{tmp_path / 'nc'}", tmp_path / "cache")
+    (sample,) = nav.samples
+    assert (sample.id, sample.country, sample.reasoning) == ("r/1", "Kenya", "red soil")
+    assert sample.image.parent == tmp_path / "cache" / "naviclues" and sample.image.is_file()
+
+
+def test_navig_eval_end_to_end_resumes_and_counts_failures(bench_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from navig.eval.metrics import haversine_km
+
+    out = tmp_path / "out"
+    with openai_server(lambda body: GUESS) as server:
+        args = ["eval", "--benchmark", f"gws5k:{bench_dir}", "--model", "served-base", "--adapter", "navig-lora",
+                "--backend", "openai", "--base-url", server.url + "/v1", "--option", "detector=null",
+                "--ablation", "full", "--ablation", "plain", "--out", str(out)]
+        result = CliRunner().invoke(_cli_app(), args)
+        assert result.exit_code == 0, result.output
+        first_requests = len(server.requests)
+        models_used = {r["body"]["model"] for r in server.requests}
+
+        full = json.loads((out / "gws5k" / "full" / "metrics.json").read_text())
+        plain = json.loads((out / "gws5k" / "plain" / "metrics.json").read_text())
+        d_lyon = float(haversine_km(*PARIS, *LYON))
+        d_tokyo = float(haversine_km(*PARIS, *TOKYO))
+        for m in (full, plain):
+            assert m["n"] == 4 and m["n_failed"] == 1 and m["failure_rate"] == 0.25
+            assert (m["acc_1km"], m["acc_25km"], m["acc_200km"]) == (0.25, 0.25, 0.25)
+            assert (m["acc_750km"], m["acc_2500km"]) == (0.5, 0.5)
+            assert m["mean_km"] == pytest.approx((0 + d_lyon + d_tokyo) / 3)
+            assert m["geoscore"] == pytest.approx((5000 + 5000 * math.exp(-d_lyon / 1492.7)
+                                                   + 5000 * math.exp(-d_tokyo / 1492.7)) / 4)
+            assert m["country_acc"] == 0.5 and m["city_acc"] == 0.25
+            assert m["benchmark_problems"] == 2
+        # the failed sample is in the predictions with its reason, not hidden
+        lines = [json.loads(x) for x in (out / "gws5k" / "full" / "predictions.jsonl").read_text().splitlines()]
+        broken = next(r for r in lines if r["id"] == "broken")
+        assert broken["prediction"] is None and broken["failure"]
+        assert full["failure_reasons"] and sum(full["failure_reasons"].values()) == 1
+        # ablations reach the pipeline: the plain model never reasons, the full one uses the adapter
+        assert all(r["trace"]["reasoning"] for r in lines if r["id"] != "broken")
+        plain_lines = [json.loads(x) for x in (out / "gws5k" / "plain" / "predictions.jsonl").read_text().splitlines()]
+        assert all(r["trace"]["reasoning"] is None for r in plain_lines)
+        assert "navig-lora" in models_used and full["adapter"] == "navig-lora" and plain["adapter"] is None
+        assert full["tool_usage_samples"].get("reasoning") == 3 and plain["tool_usage_samples"].get("reasoning", 0) == 0
+        for name in ("metrics.md", "truth.jsonl"):
+            assert (out / "gws5k" / "full" / name).is_file()
+        table = (out / "results.md").read_text()
+        assert "| gws5k | Navig | 25.0 | 25.0 | 25.0 | 50.0 | 50.0 |" in table
+        assert "| gws5k | plain model |" in table
+
+        # rerun: nothing is located again, metrics are the same
+        again = CliRunner().invoke(_cli_app(), args)
+        assert again.exit_code == 0, again.output
+        assert len(server.requests) == first_requests
+        rerun = json.loads((out / "gws5k" / "full" / "metrics.json").read_text())
+        assert rerun["located_now"] == 0 and rerun["resumed_lines"] == 4
+        assert rerun["acc_750km"] == full["acc_750km"] and rerun["n_failed"] == 1
+
+
+def test_rouge_hand_computed(tmp_path):
+    from datasets import Dataset, DatasetDict
+    from PIL import Image
+
+    from navig.eval.rouge import evaluate_reasoning, rouge_scores
+
+    s = rouge_scores(["a b x y"], ["a b c d"])
+    assert (s["rouge1"], s["rouge2"], s["rougeL"]) == pytest.approx((0.5, 1 / 3, 0.5))
+    assert rouge_scores([""], ["a b"])["rouge1"] == 0.0
+
+    generated = "the road sign is in france"
+    refs = ["the road sign is in france", "the road sign is in japan"]
+    rows = [{"id": f"t{i}", "reasoning": ref, "images": [Image.new("RGB", (16, 16), "blue")],
+             "messages": [{"role": "user", "content": [{"type": "image", "text": None},
+                                                       {"type": "text", "text": "where is this?"}]},
+                          {"role": "assistant", "content": [{"type": "text", "text": ref}]}]}
+            for i, ref in enumerate(refs)]
+    DatasetDict({"test": Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "nc"))
+    with openai_server(lambda body: generated) as server:
+        result = evaluate_reasoning(tmp_path / "nc", "served-base", tmp_path / "out", adapter="navig-lora",
+                                    backend="openai", base_url=server.url + "/v1")
+        prompts = [r["body"]["messages"][0]["content"][-1]["text"] for r in server.requests]
+        assert prompts == ["where is this?"] * 2  # the training prompt, asked of the adapter
+        assert {r["body"]["model"] for r in server.requests} == {"navig-lora"}
+    assert result["n"] == 2
+    assert result["rouge1"] == pytest.approx((1 + 5 / 6) / 2)
+    assert result["rouge2"] == pytest.approx((1 + 4 / 5) / 2)
+    assert result["rougeL"] == pytest.approx((1 + 5 / 6) / 2)
+    assert len((tmp_path / "out" / "reasoning.jsonl").read_text().splitlines()) == 2
+
+
+def test_eval_on_naviclues_test_split_with_rouge(tmp_path):
+    from datasets import Dataset, DatasetDict
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    reference = "the road sign is in france"
+    rows = [{"id": "vid/1", "lat": PARIS[0], "lng": PARIS[1], "country": "France", "city": "Paris",
+             "reasoning": reference, "images": [Image.new("RGB", (16, 16), "green")],
+             "messages": [{"role": "user", "content": [{"type": "image", "text": None},
+                                                       {"type": "text", "text": "where is this?"}]},
+                          {"role": "assistant", "content": [{"type": "text", "text": reference}]}]}]
+    DatasetDict({"train": Dataset.from_list(rows * 2), "test": Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "nc"))
+    out = tmp_path / "out"
+    with openai_server(lambda body: GUESS) as server:
+        result = CliRunner().invoke(_cli_app(), [
+            "eval", "--benchmark", f"naviclues:{tmp_path / 'nc'}", "--model", "served-base", "--backend", "openai",
+            "--base-url", server.url + "/v1", "--option", "detector=null", "--rouge", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "naviclues" / "full" / "metrics.json").read_text())
+    assert metrics["n"] == 1 and metrics["acc_1km"] == 1.0 and metrics["country_acc"] == 1.0 and metrics["city_acc"] == 1.0
+    assert (out / "_images" / "naviclues").is_dir()  # dataset images were written to the cache first
+    rouge = json.loads((out / "naviclues" / "rouge" / "rouge.json").read_text())
+    assert rouge["n"] == 1 and 0 < rouge["rouge1"] < 1  # the JSON guess shares "france" with the reference

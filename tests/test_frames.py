@@ -1,0 +1,144 @@
+"""The frames stage on a generated demo video (rounds.json from the corpus truth)."""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import imagehash
+import numpy as np
+import pytest
+from PIL import Image
+
+from collect import layout
+from collect.config import CollectConfig
+from collect.demo.generate import generate_corpus
+from collect.demo.staging import stage_demo_video
+from collect.fsutil import atomic_write_json, read_json
+from collect.records import Frame, RoundSpan, from_dict, to_dict
+from collect.stages.base import VideoContext
+from collect.stages.frames import UI_REGIONS, FramesStage
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("frames-corpus")
+    truth = generate_corpus(root, n_videos=1, rounds_per_video=3, seed=9)
+    return root, truth["videos"][0]
+
+
+def _staged(corpus, out: Path, **frames_cfg) -> VideoContext:
+    root, tv = corpus
+    video = stage_demo_video(root, tv["id"], out, with_transcript=False)
+    spans = [RoundSpan(r["round"], r["start_s"], r["guess_s"], r["end_s"], r["points"], r["distance_km"])
+             for r in tv["rounds"]]
+    ctx = VideoContext(video, out, CollectConfig.model_validate({"frames": frames_cfg}))
+    atomic_write_json(ctx.path(layout.ROUNDS_JSON), [to_dict(s) for s in spans])  # as segment writes it
+    return ctx
+
+
+def _index(ctx) -> list[Frame]:
+    return [from_dict(Frame, f) for f in read_json(ctx.path(layout.FRAMES_INDEX))]
+
+
+@pytest.fixture(scope="module")
+def extracted(corpus, tmp_path_factory):
+    ctx = _staged(corpus, tmp_path_factory.mktemp("frames-run"))
+    started = time.perf_counter()
+    outcome = FramesStage()(ctx)
+    return ctx, outcome, time.perf_counter() - started
+
+
+def test_every_round_gets_gameplay_frames(corpus, extracted):
+    _, tv = corpus
+    ctx, outcome, seconds = extracted
+    assert outcome.status == "done", outcome.error
+    frames = _index(ctx)
+    for r in tv["rounds"]:
+        mine = [f for f in frames if f.round == r["round"]]
+        assert len(mine) >= 1
+        assert all(r["start_s"] <= f.time_s < r["guess_s"] for f in mine)  # never the result screen
+    for f in frames:
+        assert re.fullmatch(rf"frames/r{f.round}_\d{{9}}\.jpg", f.path)
+        assert int(f.path[-13:-4]) == round(f.time_s * 1000)
+        with Image.open(ctx.path(f.path)) as im:
+            assert im.format == "JPEG" and im.size == (640, 360)
+        assert re.fullmatch(r"[0-9a-f]{16}", f.phash)
+    print(f"\nframes: {len(frames)} frames in {seconds:.2f}s for {tv['duration']:.0f}s of video "
+          f"({outcome.outputs['duplicates_dropped']} near-duplicates dropped)")
+
+
+def test_ui_overlays_are_masked(extracted):
+    ctx, _, _ = extracted
+    for f in _index(ctx)[:4]:
+        img = np.asarray(Image.open(ctx.path(f.path)).convert("L")).astype(float)
+        h, w = img.shape
+        for x0, y0, x1, y1 in UI_REGIONS:
+            region = img[int(y0 * h) + 4:int(y1 * h) - 4, int(x0 * w) + 4:int(x1 * w) - 4]
+            assert region.std() < 4.0  # flat fill: no round counter, no minimap
+
+
+def test_near_duplicates_are_dropped(corpus, extracted, tmp_path):
+    ctx, outcome, _ = extracted
+    kept = _index(ctx)
+    assert outcome.outputs["duplicates_dropped"] > 0
+    limit = CollectConfig().frames.dedupe_hamming
+    for r in {f.round for f in kept}:
+        hashes = [imagehash.hex_to_hash(f.phash) for f in kept if f.round == r]
+        assert all(a - b > limit for i, a in enumerate(hashes) for b in hashes[i + 1:])
+    strict = _staged(corpus, tmp_path, dedupe_hamming=-1)  # nothing counts as a duplicate
+    assert FramesStage()(strict).status == "done"
+    assert len(_index(strict)) > len(kept)
+
+
+def test_rerun_writes_identical_bytes_and_drops_stale_frames(corpus, extracted, tmp_path):
+    ctx = _staged(corpus, tmp_path)
+    assert FramesStage()(ctx).status == "done"
+    first = {p.name: p.read_bytes() for p in ctx.path(layout.FRAMES_DIR).iterdir()}
+    ref_ctx, _, _ = extracted
+    reference = {p.name: p.read_bytes() for p in ref_ctx.path(layout.FRAMES_DIR).iterdir()}
+    assert first == reference  # same input, same bytes (index.json included)
+    ctx2 = VideoContext(ctx.video, ctx.out_dir, CollectConfig.model_validate({"frames": {"every_s": 1000.0}}))
+    assert FramesStage()(ctx2).status == "done"
+    names = sorted(p.name for p in ctx.path(layout.FRAMES_DIR).glob("*.jpg"))
+    assert names == sorted(Path(f.path).name for f in _index(ctx2))
+    assert len(names) == 3  # one per round: only the round starts remain
+
+
+def test_extra_timestamps(corpus, tmp_path):
+    _, tv = corpus
+    ctx = _staged(corpus, tmp_path, every_s=1000.0, timestamps=[10.0, 10_000.0], dedupe_hamming=-1)
+    assert FramesStage()(ctx).status == "done"
+    times = sorted(f.time_s - r["start_s"] for r in tv["rounds"] for f in _index(ctx) if f.round == r["round"])
+    assert times == [0.0, 0.0, 0.0, 10.0, 10.0, 10.0]  # the start, +10 s; past the guess ignored
+
+
+def test_corrupt_video_and_missing_rounds_fail_clearly(corpus, tmp_path):
+    ctx = _staged(corpus, tmp_path)
+    media = ctx.path("media", "video.mp4")
+    media.unlink()
+    media.write_bytes(b"not a video at all" * 100)
+    outcome = FramesStage()(ctx)
+    assert outcome.status == "failed" and outcome.error.type == "VideoError"
+    assert "Invalid data" in outcome.error.message
+    ctx.path(layout.ROUNDS_JSON).unlink()
+    outcome = FramesStage()(ctx)
+    assert outcome.status == "failed" and "rounds.json" in outcome.error.message
+
+
+def test_video_helpers_pick_real_frame_times(corpus):
+    from collect.video import fit_size, frames_at, images_at, probe, sample_every
+
+    root, tv = corpus
+    path = root / tv["media"]
+    info = probe(path)
+    assert info.fps == 2 and info.duration_s == pytest.approx(tv["duration"], abs=0.6)
+    got = [t for t, _ in frames_at(path, [3.2, 10.0, 10.1, 10_000.0], info=info)]
+    assert got == [3.5, 10.0, 10.5]  # first frame at/after each time; past the end dropped
+    many = [t for t, _ in frames_at(path, [i * 0.5 for i in range(120)], info=info)]  # > one select expression
+    assert many == [i * 0.5 for i in range(120)]
+    sampled = sample_every(path, 6.0, max_side=320, info=info)
+    assert [t for t, _ in sampled[:3]] == [0.0, 6.0, 12.0] and sampled[0][1].shape == (180, 320, 3)
+    assert fit_size(1280, 720, 960) == (960, 540)
+    ((t, image),) = images_at(path, [tv["rounds"][0]["guess_s"] + 1])
+    assert image.size == (640, 360) and t == tv["rounds"][0]["guess_s"] + 1

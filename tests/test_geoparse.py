@@ -1,0 +1,81 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from annotate.stages.geoparse import Geoparser, pre_reveal_text, reveal_offset
+
+ROOT = Path(__file__).resolve().parents[1]
+DEV = Path(__file__).resolve().parents[2] / "shared" / "naviclues" / "dev_rounds.jsonl"
+
+
+@pytest.fixture(scope="module")
+def parser() -> Geoparser:
+    return Geoparser()
+
+
+def test_conclusion_beats_earlier_hypotheses(parser):
+    text = ("okay so we have yellow plates this could be spain or maybe portugal the road lines look spanish "
+            "but these bollards are not spanish they are more like the ones in argentina and the sun is in the north "
+            "so southern hemisphere i think this has to be argentina i'm going to guess somewhere near cordoba")
+    result = parser.predict(text)
+    assert result.country_code == "AR" and result.country == "Argentina"
+    assert result.city == "Córdoba"
+    assert 0 < result.confidence <= 1 and result.evidence
+
+
+def test_reveal_names_the_truth_when_the_guess_was_wrong(parser):
+    text = ("we have a pretty flat road with these poles and the vegetation feels kind of like indonesia maybe "
+            "or thailand i think thailand has these yellow signs so let's go thailand somewhere here let's see "
+            "oh it was malaysia okay that makes sense the yellow signs are also in malaysia")
+    assert parser.predict(text).country_code == "MY"
+
+
+def test_negation_demonyms_cities_and_regions(parser):
+    assert parser.predict("this is not russia the cyrillic looks ukrainian and we're near kharkiv").country_code == "UA"
+    assert parser.predict("these plates look brazilian so i'll go with brazil near curitiba").country_code == "BR"
+    assert parser.predict("that red soil and those gum trees feel like queensland to me").country_code == "AU"
+
+
+def test_ambiguous_names_follow_context(parser):
+    us = parser.predict("american flag yellow center line this is the states maybe georgia or alabama i'll go georgia")
+    assert us.country_code == "US" and us.region == "Georgia"
+    ge = parser.predict("the georgian script is everywhere so this is georgia near tbilisi")
+    assert ge.country_code == "GE"
+    # a place name that is an ordinary word is not a mention
+    assert parser.predict("nice road nice sign we see a man with a van").error == "no place mentioned"
+
+
+def test_timed_words_use_the_guess_time(parser):
+    words = [{"text": w, "start": float(i), "end": float(i) + 0.5} for i, w in enumerate(
+        "this feels like canada with these signs i'll guess canada oh it was the united states".split())]
+    guess_s = float(words[10]["start"])  # "oh": the reveal starts here
+    assert parser.predict(words, guess_s=guess_s).country_code == "US"
+
+
+def test_empty_inputs_return_error_records(parser):
+    assert parser.predict("").error == "empty transcript"
+    assert parser.predict("[Music] [Applause]").error == "empty transcript"
+    assert parser.predict([]).country_code is None
+
+
+def test_reveal_detection_cuts_post_reveal_talk():
+    text = ("we have yellow plates and chevrons " * 6 + "so i'll guess here let's see oh it was portugal "
+            "i got 3000 points anyway")
+    cut = reveal_offset(text)
+    assert cut is not None and text[cut:].startswith("guess here let's see")
+    assert "portugal" not in pre_reveal_text(text) and "chevrons" in pre_reveal_text(text)
+
+
+@pytest.mark.skipif(not DEV.exists(), reason="../shared reference data is absent")
+def test_dev_rounds_accuracy_floor(tmp_path):
+    out = tmp_path / "preds.jsonl"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "geoparse.py"), "--rounds", str(DEV),
+                           "--out", str(out)], capture_output=True, text=True, timeout=120, check=True)
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["rows"] >= 140
+    assert summary["country_accuracy"] >= 0.65  # last-country-mentioned baseline: 0.577
+    preds = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(preds) == 144 and {"id", "truth", "pred", "evidence"} <= set(preds[0])

@@ -1,0 +1,90 @@
+"""VLM backends: transformers (tiny Llava, batching, LoRA routing) and openai (local server)."""
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from navig.backends import VLMRequest, load_vlm
+from navig_fixtures import make_scene_images, openai_server, scratch_dir, tiny_models
+
+
+@pytest.fixture(scope="module")
+def images():
+    return [Image.open(p).convert("RGB") for p in make_scene_images(scratch_dir() / "backend_images", 3)]
+
+
+@pytest.fixture(scope="module")
+def tiny_vlm():
+    return load_vlm("transformers", str(tiny_models()["vlm"]), max_batch=8)
+
+
+def test_transformers_batched_equals_one_by_one(tiny_vlm, images):
+    requests = [VLMRequest([images[0]], "guess the country", max_new_tokens=6),
+                VLMRequest([images[1]], "road sign text map search guidebook details", max_new_tokens=6),
+                VLMRequest([images[2]], "city", max_new_tokens=3)]
+    tiny_vlm.stats.reset()
+    batched = tiny_vlm.generate(requests)
+    assert tiny_vlm.stats.snapshot()["generate_calls"] == 1  # one padded batch
+    assert tiny_vlm.stats.snapshot()["requests"] == 3
+    forward_one_batch = tiny_vlm.stats.snapshot()["forward_passes"]
+    assert 1 <= forward_one_batch <= 6
+    single = [tiny_vlm.generate([r])[0] for r in requests]
+    assert batched == single  # left padding: prompts of different lengths decode the same
+    assert len(batched[2].split()) <= 3  # each request keeps its own token budget
+    assert tiny_vlm.stats.snapshot()["generate_calls"] == 4
+
+
+def test_transformers_lora_adapter_routes_reasoner_requests(tmp_path, images):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForImageTextToText
+
+    base = AutoModelForImageTextToText.from_pretrained(tiny_models()["vlm"])
+    # init_lora_weights=False: a random (non-identity) adapter, so its answers differ from the base
+    peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=32, target_modules=["q_proj", "v_proj"],
+                                                  init_lora_weights=False))
+    peft_model.save_pretrained(tmp_path / "adapter")
+    vlm = load_vlm("transformers", str(tiny_models()["vlm"]), adapter=str(tmp_path / "adapter"))
+    plain = load_vlm("transformers", str(tiny_models()["vlm"]))
+    assert vlm.has_adapter and not plain.has_adapter
+    prompt = "guess the country of this image"
+    reqs = [VLMRequest([images[0]], prompt, max_new_tokens=8, use_adapter=True),
+            VLMRequest([images[0]], prompt, max_new_tokens=8, use_adapter=False)]
+    with_adapter, without = vlm.generate(reqs)
+    assert without == plain.generate([reqs[1]])[0]  # adapter disabled = the base model
+    assert with_adapter != without
+
+
+def test_openai_backend_against_local_server(images, monkeypatch):
+    monkeypatch.setenv("NAVIG_TEST_KEY", "sk-test-secret")
+    with openai_server(lambda body: f"answer for {body['model']}", fail_first=1) as server:
+        vlm = load_vlm("openai", "served-base", adapter="navig-lora", base_url=server.url + "/v1",
+                       api_key_env="NAVIG_TEST_KEY", concurrency=2)
+        out = vlm.generate([VLMRequest([images[0]], "first", max_new_tokens=7, temperature=0.0, use_adapter=True),
+                            VLMRequest([images[1], images[2]], "second", max_new_tokens=9)])
+        assert out == ["answer for navig-lora", "answer for served-base"]
+        assert len(server.requests) == 3  # one 503 retried
+        ok = [r for r in server.requests[1:]]
+        by_prompt = {r["body"]["messages"][0]["content"][-1]["text"]: r for r in ok}
+        second = by_prompt["second"]
+        assert second["path"] == "/v1/chat/completions"
+        assert second["headers"]["authorization"] == "Bearer sk-test-secret"
+        assert second["body"]["max_tokens"] == 9 and second["body"]["temperature"] == 0.0
+        content = second["body"]["messages"][0]["content"]
+        assert [c["type"] for c in content] == ["image_url", "image_url", "text"]
+        url = content[0]["image_url"]["url"]
+        assert url.startswith("data:image/jpeg;base64,")
+        decoded = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+        assert decoded.size == images[1].size
+        # JPEG round trip: the pixels are the image's, not another one's
+        small = [np.asarray(im.convert("L").resize((32, 24)), dtype=float) for im in (decoded, images[1])]
+        assert np.abs(small[0] - small[1]).mean() < 4
+        assert vlm.stats.snapshot()["requests"] == 2 and vlm.stats.snapshot()["generate_calls"] == 3
+
+
+def test_unknown_backend_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown VLM backend"):
+        load_vlm("tgi", "x")

@@ -1,0 +1,199 @@
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from annotate.config import ReasoningConfig
+from annotate.records import Clue
+from annotate.stages.geoparse import pre_reveal_text
+from annotate.stages.reasoning import (ExtractiveWriter, OpenAIChatWriter, ReasoningRequest, TransformersWriter,
+                                       build_messages, make_writer, rewrite)
+
+TRANSCRIPT = (
+    "[Music] welcome back guys don't forget to subscribe and check the link in the description "
+    "okay so um we have yellow plates here and the road lines are white with a yellow center line "
+    "i think these concrete poles look really brazilian so we're probably in brazil uh the soil is red "
+    "and there are palm trees so i'm going to guess somewhere near curitiba let's see "
+    "oh it was actually paraguay i got 3000 points that's fine thanks for watching")
+
+
+def request(**overrides) -> ReasoningRequest:
+    base = dict(round_id="vid/3", transcript=pre_reveal_text(TRANSCRIPT), country="Paraguay", lat=-25.3, lng=-57.6,
+                clues=[Clue("yellow plates", "licence_plate"), Clue("concrete poles", "utility_pole"),
+                       Clue("brazil", "country", "BR")])
+    base.update(overrides)
+    return ReasoningRequest(**base)
+
+
+# --- extractive ----------------------------------------------------------------------------------
+
+def test_extractive_keeps_clues_and_drops_post_reveal_talk():
+    text, source = ExtractiveWriter().write(request())
+    assert source == "extractive"
+    lower = text.lower()
+    assert "yellow plates" in lower and "poles" in lower and "palm trees" in lower
+    for banned in ("it was actually", "points", "subscribe", "[music]", " um ", " uh "):
+        assert banned not in f" {lower} ", banned
+    assert text.endswith("Taken together, these clues point to Paraguay.")
+    assert text[0].isupper() and len(text) <= ReasoningConfig().target_chars + 40
+
+
+def test_rewrite_records_errors_instead_of_raising():
+    class Broken:
+        source = "broken"
+
+        def write(self, req):
+            raise ValueError("boom")
+
+    result = rewrite(Broken(), request())
+    assert result.text is None and "vid/3" in result.error and "boom" in result.error
+    empty = rewrite(ExtractiveWriter(ReasoningConfig(extractive_conclusion=False)), request(transcript="[Music]"))
+    assert empty.error == "round vid/3: empty reasoning"
+
+
+def test_prompt_is_answer_guided():
+    messages = build_messages(request())
+    assert [m["role"] for m in messages] == ["system", "user"]
+    user = messages[1]["content"]
+    assert "Paraguay" in user and "-25.3000" in user and "first person" in user
+    assert "yellow plates" in user and "concrete poles" in user
+    assert "it was actually paraguay" not in user  # the transcript given is pre-reveal
+
+
+# --- OpenAI-compatible server on 127.0.0.1 ---------------------------------------------------------
+
+class ChatServer:
+    """A tiny `/v1/chat/completions` server that answers with scripted status codes."""
+
+    def __init__(self, statuses):
+        self.statuses = list(statuses)
+        self.requests = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                status = server.statuses.pop(0) if server.statuses else 200
+                if status == 200:
+                    payload = {"id": "cmpl-1", "object": "chat.completion", "model": body["model"],
+                               "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                                   "role": "assistant", "content": "I see yellow plates and concrete poles."}}]}
+                else:
+                    payload = {"error": {"message": "try later", "code": status}}
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_openai_backend_request_retries_and_cache(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("TEST_CHAT_KEY", "sk-secret-123")
+    config = ReasoningConfig(backend="openai", model="gpt-4o", api_key_env="TEST_CHAT_KEY", cache_dir=tmp_path / "cache",
+                             backoff_s=0.01, retries=4)
+    with ChatServer([429, 500, 200]) as server:
+        config = config.model_copy(update={"base_url": server.url})
+        writer = make_writer(config)
+        assert isinstance(writer, OpenAIChatWriter)
+        text, source = writer.write(request())
+        assert text == "I see yellow plates and concrete poles." and source == "openai:gpt-4o"
+        assert len(server.requests) == 3  # 429 and 500 were retried
+        first = server.requests[-1]
+        assert first["path"] == "/v1/chat/completions"
+        assert first["headers"]["Authorization"] == "Bearer sk-secret-123"
+        assert first["body"]["model"] == "gpt-4o"
+        assert [m["role"] for m in first["body"]["messages"]] == ["system", "user"]
+        # a rerun with a fresh writer is served from the cache: no new request
+        text2, _ = OpenAIChatWriter(config).write(request())
+        assert text2 == text and len(server.requests) == 3
+    cached = list((tmp_path / "cache").rglob("*.json"))
+    assert len(cached) == 1 and "sk-secret-123" not in cached[0].read_text()
+    assert "sk-secret-123" not in caplog.text
+
+
+def test_openai_backend_gives_up_as_an_error_record(tmp_path):
+    config = ReasoningConfig(backend="openai", model="m", backoff_s=0.01, retries=2, api_key_env="NO_SUCH_KEY_VAR")
+    with ChatServer([503, 503, 503]) as server:
+        writer = OpenAIChatWriter(config.model_copy(update={"base_url": server.url}))
+        result = rewrite(writer, request())
+        assert len(server.requests) == 2 and "Authorization" not in server.requests[0]["headers"]
+    assert result.text is None and "HTTP 503" in result.error and result.source == "openai:m"
+    with ChatServer([400]) as server:  # a client error is not retried
+        writer = OpenAIChatWriter(config.model_copy(update={"base_url": server.url}))
+        assert "HTTP 400" in rewrite(writer, request()).error and len(server.requests) == 1
+
+
+# --- local transformers model ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory):
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    torch.manual_seed(0)
+
+    words = ("<unk> <pad> <s> </s> system user assistant : i see yellow plates poles brazil paraguay the a road "
+             "sign trees soil red so this is in of and").split()
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>",
+                                        bos_token="<s>", eos_token="</s>")
+    tokenizer.chat_template = ("{% for m in messages %}{{ m['role'] }} : {{ m['content'] }} {% endfor %}"
+                               "{% if add_generation_prompt %}assistant : {% endif %}")
+    config = LlamaConfig(vocab_size=len(words), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096,
+                         pad_token_id=1, bos_token_id=2, eos_token_id=3)
+    path = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_transformers_backend_generates_with_chat_template(tiny_llama):
+    config = ReasoningConfig(backend="transformers", model=str(tiny_llama), max_tokens=8)
+    writer = make_writer(config)
+    assert isinstance(writer, TransformersWriter)
+    ids, _ = writer.prompt_ids(request())
+    prompt = writer.tokenizer.decode(ids[0])
+    assert prompt.startswith("system :") and prompt.rstrip().endswith("assistant :")
+    text, source = writer.write(request())
+    assert source == f"transformers:{tiny_llama}"
+    assert isinstance(text, str) and 0 < len(text.split()) <= 8
+    assert writer.write(request()) == (text, source)  # greedy decoding is deterministic
+
+
+# --- transcript cleaning helpers (annotate.text) --------------------------------------------------
+
+def test_text_cleaning_and_unpunctuated_sentence_splitting():
+    from annotate.text import clean, is_filler, split_sentences, strip_asr_tags, to_sentence_case
+
+    assert strip_asr_tags("[Music] okay so [ __ ] this [Applause]") == "okay so this"
+    assert clean("um so uh the the poles look you know like brazilian") == "so the poles look like brazilian"
+    assert is_filler("Um,") and not is_filler("like")
+    caption = ("okay so we have yellow plates here and white road lines but the poles look concrete "
+               "i think this is brazil so i'm going to guess curitiba")
+    sentences = split_sentences(caption)
+    assert len(sentences) >= 3 and " ".join(sentences) == caption
+    assert all(len(s.split()) <= 28 for s in split_sentences("word " * 100))
+    assert split_sentences("We have plates. The poles are concrete! Is it Brazil?") == [
+        "We have plates.", "The poles are concrete!", "Is it Brazil?"]
+    assert to_sentence_case("i think i'm in brazil") == "I think I'm in brazil."

@@ -438,7 +438,8 @@ def build_dataset(
 
         new_dataset = work / "dataset"
         new_hub = work / "hub"
-        dataset_dict.save_to_disk(str(new_dataset))
+        # one shard per split even when empty: datasets cannot reload a zero-shard split
+        dataset_dict.save_to_disk(str(new_dataset), num_shards={s: 1 for s in dataset_dict})
         for split, ds in dataset_dict.items():
             write_parquet_shards(ds, new_hub / "data", split, max_shard_bytes)
 

@@ -44,6 +44,9 @@ def run_annotate(out_dir: Path, settings: dict[str, Any] | None = None, console:
     from annotate.stages.geoparse import Geoparser
     from annotate.stages.reasoning import ReasoningRequest, make_writer, rewrite
 
+    import datasets
+
+    datasets.disable_progress_bars()  # the command layer shows its own status
     out_dir = Path(out_dir)
     cfg: AnnotateConfig = load_annotate_config(settings)
     rounds, drops = assemble_rounds(out_dir)

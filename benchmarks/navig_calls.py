@@ -91,11 +91,16 @@ def main() -> None:
     ap.add_argument("--crop-tokens", type=int, default=16)
     ap.add_argument("--guess-tokens", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3, help="interleaved runs; the best time of each side counts")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads for both sides (1: stable timings on a shared machine)")
     ap.add_argument("--workdir", type=Path, default=None, help="where models/images go (default: a temp dir)")
     args = ap.parse_args()
 
     import os
 
+    import torch
+
+    torch.set_num_threads(args.threads)
     from navig_fixtures import make_scene_images, make_tiny_clip, make_tiny_grounding_dino, make_tiny_vlm, write_jsonl
 
     from navig.pipeline import LocateOptions, NavigPipeline

@@ -51,8 +51,8 @@ def test_a_good_round_passes():
     (dict(words=[]), "empty transcript"),
     (dict(frames=[]), "no frames"),
     (dict(forbid_moving=False), "moving allowed"),
-    (dict(time_limit_s=20), "time limit 20s < 30s"),
-    (dict(points=3399), "points 3399 < 3400"),
+    (dict(time_limit_s=20), "time limit < 30 s"),
+    (dict(points=3399), "points < 3400"),
     (dict(points=None), "points unknown"),
     (dict(guess_s=20.0), "pre-reveal words < 100"),
 ])

@@ -65,8 +65,52 @@ def test_reveal_detection_cuts_post_reveal_talk():
     text = ("we have yellow plates and chevrons " * 6 + "so i'll guess here let's see oh it was portugal "
             "i got 3000 points anyway")
     cut = reveal_offset(text)
-    assert cut is not None and text[cut:].startswith("guess here let's see")
+    assert cut is not None and text[cut:].startswith("i'll guess here let's see")
     assert "portugal" not in pre_reveal_text(text) and "chevrons" in pre_reveal_text(text)
+
+
+REASONING = "we have some poles and a road with lines and the trees are green and the sun is over there " * 3
+
+
+def test_hindsight_names_the_truth(parser):
+    text = (REASONING + "this could be australia these trees feel australian but the baobab says madagascar so "
+            "i think madagascar is a good shot let's go i talked myself out of going australia oh damn it")
+    assert parser.predict(text).country_code == "AU"
+    text = (REASONING + "i think poland maybe or one of the nordic countries i'll go poland let's see oh wow "
+            "wrong sea i wasn't thinking romania at all")
+    assert parser.predict(text).country_code == "RO"
+
+
+def test_first_country_after_the_guess_without_a_cue(parser):
+    text = (REASONING + "the square poles look like sri lanka though it could be thailand i will go for sri lanka "
+            "let's just rip it in and see if we're right and okay yeah walls just really far south thailand")
+    assert parser.predict(text).country_code == "TH"
+
+
+def test_caption_spellings_and_spoken_names(parser):
+    assert parser.predict(REASONING + "the plates look like checkia i'll go checkia").country_code == "CZ"
+    us = parser.predict(REASONING + "maybe canada i'll guess canada let's see oh it was just the us")
+    assert us.country_code == "US"
+    drc = parser.predict(REASONING + "i'll go mozambique here we go 865 miles away oh that is the democratic republic "
+                                   "of congo")
+    assert drc.country_code == "CD"
+    assert parser.predict(REASONING + "let us guess in like saotome here").country_code == "ST"
+
+
+def test_window_is_cut_to_the_longest_round(parser):
+    previous = "and it was chile okay 4000 points not bad at all "
+    this_round = REASONING + "the bollards and the yellow plates say netherlands so i'll guess the netherlands "
+    following = "next round okay this looks like japan maybe with these poles " * 2
+    assert parser.predict(previous + "round three " + this_round + following).country_code == "NL"
+
+
+def test_word_like_subdivisions_and_languages_stay_weak(parser):
+    # "meta" is a Colombian department and "delta" a Nigerian state: in speech they are words
+    assert parser.predict("you can play this without any meta knowledge the delta is small").error == \
+        "no place mentioned"
+    # a language named behind a reveal-like cue is still only a language
+    text = REASONING + "i think uruguay the signs are spanish so i'll guess uruguay it is actually spanish yes"
+    assert parser.predict(text).country_code == "UY"
 
 
 @pytest.mark.skipif(not DEV.exists(), reason="../shared reference data is absent")
@@ -76,6 +120,6 @@ def test_dev_rounds_accuracy_floor(tmp_path):
                            "--out", str(out)], capture_output=True, text=True, timeout=120, check=True)
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["rows"] >= 140
-    assert summary["country_accuracy"] >= 0.65  # last-country-mentioned baseline: 0.577
+    assert summary["country_accuracy"] >= 0.77  # last-country-mentioned baseline: 0.577; this parser: 0.79
     preds = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(preds) == 144 and {"id", "truth", "pred", "evidence"} <= set(preds[0])

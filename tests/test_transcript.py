@@ -128,7 +128,7 @@ def tiny_whisper(tmp_path_factory) -> Path:
     # instead: after a text token end-of-text wins, after a timestamp a text token wins, so
     # each 30 s window decodes to "<|t|> word <|eot|>" at temperature 0. Encoder and
     # cross-attention (which drive the word-timestamp DTW) stay random.
-    tok = get_tokenizer(True, num_languages=dims.n_vocab - 51765 - 1, language="en", task="transcribe")
+    tok = get_tokenizer(True, num_languages=model.num_languages, language="en", task="transcribe")
     with torch.no_grad():
         model.decoder.positional_embedding.normal_(0, 0.01)  # Whisper leaves it uninitialised (torch.empty)
         block = model.decoder.blocks[0]

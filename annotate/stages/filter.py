@@ -37,6 +37,7 @@ def pre_reveal_words(round_: RoundInput) -> list[str]:
 
 
 def apply_filters(round_: RoundInput, config: AnnotateConfig | FilterConfig | None = None) -> list[str]:
+    """Drop reasons of a round (empty = keep). Reasons are stable categories so the card can count them."""
     cfg = config.filter if isinstance(config, AnnotateConfig) else (config or FilterConfig())
     reasons: list[str] = []
     if round_.lat is None or round_.lng is None:
@@ -49,13 +50,13 @@ def apply_filters(round_: RoundInput, config: AnnotateConfig | FilterConfig | No
     if round_.forbid_moving is False and not cfg.allow_moving:
         reasons.append("moving allowed")
     if round_.time_limit_s and round_.time_limit_s < cfg.min_time_limit_s:
-        reasons.append(f"time limit {round_.time_limit_s}s < {cfg.min_time_limit_s}s")
+        reasons.append(f"time limit < {cfg.min_time_limit_s} s")
     if len(words) < cfg.min_words:
-        reasons.append(f"{len(words)} pre-reveal words < {cfg.min_words}")
+        reasons.append(f"pre-reveal words < {cfg.min_words}")
     if cfg.min_points and (round_.points is None or round_.points < cfg.min_points):
-        reasons.append(f"points {round_.points} < {cfg.min_points}" if round_.points is not None else "points unknown")
+        reasons.append(f"points < {cfg.min_points}" if round_.points is not None else "points unknown")
     if cfg.require_english and words:
         ratio = english_stopword_ratio(" ".join(words))
         if ratio < cfg.min_english_stopword_ratio:
-            reasons.append(f"not English (stop-word ratio {ratio:.2f} < {cfg.min_english_stopword_ratio})")
+            reasons.append(f"not English (stop-word ratio < {cfg.min_english_stopword_ratio})")
     return reasons

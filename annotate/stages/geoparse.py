@@ -17,9 +17,16 @@ region (longest match over the gazetteer), then scores each country:
 
 A country named right behind a reveal phrase after the guess ("… let's see — oh it was
 Malaysia") decides the round outright: the reveal is the truth even when the guess was wrong.
+The first country (or state/city) named shortly after the guess point gets a reveal bonus even
+without a cue ("rip it in … okay yeah was really far south Thailand"), and hindsight phrases
+("I talked myself out of X", "I wasn't thinking X at all") vote for X however negated they sound.
 The guess point is the guess time when word timestamps are known, else where reveal phrases
-start (`reveal_offset`). Text before an early round-start marker ("round two", "here we are")
-is the previous round's tail and text after a late one is the next round: both count little.
+(scores, distances, "oh it was") or guess-commit phrases ("let's find out") start
+(`reveal_offset`). A window may hold the previous round's tail and the next round's start: it
+is cut at round-start markers ("next round", "here we are") and the longest piece is this round;
+mentions outside it count little. Widely spoken languages ("it's Portuguese") stay weak whatever
+cue precedes them, and ISO subdivisions whose names are English words ("meta", "delta") are not
+mentions.
 
 Ambiguous names ("Georgia", "Victoria", "Columbia") are resolved in a second pass toward the
 candidate the unambiguous evidence already favours, else by population prior.
@@ -60,6 +67,10 @@ class CueWeights:
     negation: float = -0.6  # "not X" (a vote against)
     comparison: float = 0.6  # "like in X"
     other_round: float = 0.3  # before an early round-start marker or after a late one
+    novel_after_reveal: float = 2.0  # a country first named after the guess/reveal: what the result showed
+    first_after_reveal: float = 2.5  # the first country named shortly after the guess/reveal point
+    first_after_reveal_tokens: int = 50
+    regret: float = 4.0  # "I talked myself out of X", "should have gone X": the truth, named in hindsight
     ambiguity_support: float = 0.3  # pass 2: smoothing toward candidates without support
 
 
@@ -78,12 +89,35 @@ NOT_COUNTRY = ("south america", "north america", "central america", "latin ameri
                "american football", "french fries", "german shepherd", "swiss cheese", "indian ocean",
                "chinese food", "turkey vulture", "guinea pig", "new guinea", "greek yogurt")
 # common misspellings in auto-captions, for names the gazetteer spells right
-MISSPELLINGS = {"columbia": "CO", "columbian": "CO", "phillipines": "PH", "philipines": "PH", "argentinia": "AR",
-                "kazakstan": "KZ", "kyrgystan": "KG", "khazakstan": "KZ", "portugese": "PT", "brasil": "BR",
+MISSPELLINGS = {"columbia": "CO", "columbian": "CO", "phillipines": "PH", "philipines": "PH", "phillippines": "PH",
+                "philippine islands": "PH", "argentinia": "AR", "kazakstan": "KZ", "kyrgystan": "KG",
+                "khazakstan": "KZ", "kirgizstan": "KG", "kyrgyzstan": "KG", "portugese": "PT", "brasil": "BR",
                 "brazillian": "BR", "equador": "EC", "lesoto": "LS", "botswanna": "BW", "tailand": "TH",
-                "ukranian": "UA", "ukraina": "UA"}
+                "ukranian": "UA", "ukraina": "UA", "checkia": "CZ", "czechya": "CZ", "chechia": "CZ",
+                "check republic": "CZ", "lichtenstein": "LI", "azerbijan": "AZ",
+                "azerbaidjan": "AZ", "tunesia": "TN", "morroco": "MA", "marocco": "MA", "srilanka": "LK",
+                "shri lanka": "LK", "saotome": "ST", "sao tome": "ST", "malasia": "MY", "guatamala": "GT",
+                "tiawan": "TW", "isreal": "IL",
+                "new zeland": "NZ", "newzealand": "NZ", "kenia": "KE", "rumania": "RO", "roumania": "RO",
+                "hungray": "HU", "slovakian": "SK", "macedonian": "MK", "bangladeshi": "BD", "bengali": "BD",
+                "cambodja": "KH", "indonesian": "ID", "urugay": "UY", "uraguay": "UY", "paraguayan": "PY",
+                "venezuala": "VE", "nicaraugua": "NI", "columbians": "CO", "estonian": "EE", "lithuanian": "LT",
+                "latvian": "LV", "faroe": "FO", "faroes": "FO", "swaziland": "SZ",
+                "mongolian": "MN", "kirghizia": "KG", "moldavia": "MD", "burma": "MM", "siam": "TH",
+                "greenlandic": "GL"}
+# how captions spell names that the gazetteer can't key on ("us" alone is a pronoun; "the us" is not)
+SPOKEN_NAMES = {"the us": "US", "the u s": "US", "u s a": "US", "the usa": "US", "u k": "GB", "the uk": "GB"}
+# words that only locate within a country ("far north", "southern region"): never a region mention
+GENERIC_REGION_WORDS = frozenset({"far", "region", "province", "district", "oriental", "occidental", "centro",
+                                  "norte", "sur", "sud", "nord", "est", "ouest", "sul", "coastal"})
+# first-level subdivisions whose ISO name is an everyday English word (transcripts are lowercase)
+ENGLISH_WORD_SUBDIVISIONS = frozenset({"bloke", "delta", "store", "unity", "plateau", "cascade", "glacis", "pool",
+                                       "rivers", "gulf", "lacs", "isla", "valle", "colon", "savanne", "sahel",
+                                       "marche", "nelson", "hanover", "isabel", "montana", "sucre", "lagunes",
+                                       "dennery", "moulins", "redonda", "flores", "orange", "central", "eastern",
+                                       "western", "northern", "southern", "upper", "lower", "north", "south"})
 # single words that name places but are ordinary English first (never a mention on their own)
-COMMON_WORDS = gazetteer.COMMON_WORD_PLACE_NAMES
+COMMON_WORDS = gazetteer.COMMON_WORD_PLACE_NAMES | {"delta", "meta", "mono", "bloke", "grad", "moss", "vista"}
 # names that are countries (or big places) but also words/people: they need a cue or support
 WEAK_NAMES = {"jordan": 0.5, "chad": 0.3, "turkey": 0.7, "guinea": 0.5, "georgia": 0.8, "jersey": 0.4,
               "china": 0.8, "victoria": 0.6, "florence": 0.5, "austin": 0.5, "phoenix": 0.5, "israel": 0.8,
@@ -100,9 +134,17 @@ STRONG_CONCLUSION = ("should be", "this is definitely", "guess", "go with", "goi
 REVEAL_CUES = ("it was", "it's in", "was in", "it is", "oh it's", "that's", "this was", "we were in",
                "actually", "right country", "wrong country", "correct", "was it", "oh")
 # "it was X" late in a round is the reveal (the truth), not a hypothesis
-REVEAL_STATEMENTS = ("it was", "oh it's", "this was", "we were in", "it was in", "was actually")
+REVEAL_STATEMENTS = ("it was", "oh it's", "this was", "we were in", "it was in", "was actually", "it is",
+                     "it's actually", "is actually", "we were")
 # a surprised "oh X" / "oh okay X" right after the guess names the revealed country
 SURPRISE_CUES = ("oh", "oh okay", "oh wow", "oh so", "oh no", "oh it", "oh to", "oh in")
+# hindsight after a wrong guess names the truth even when worded as a negation ("wasn't thinking X at all")
+REGRET_CUES = ("talked myself out of", "talk myself out of", "should have gone", "should've gone", "should have went",
+               "should have stuck with", "should have guessed", "should have said", "should have clicked",
+               "should have trusted", "should have known", "i knew it was", "wasn't thinking", "didn't think of",
+               "didn't even think", "never thought", "forgot about", "didn't consider", "should have gone with")
+EARLY_HINDSIGHT = 1 / 3  # reveal talk before this share of the window is the previous round's
+MIN_ROUND_TOKENS = 60  # a round's talk is longer than this: closer round-start markers are one boundary
 # where a round starts: text before one (early) is the previous round, after one (late) the next
 ROUND_START_MARKERS = ("next round", "round two", "round three", "round four", "round five", "round 2", "round 3",
                        "round 4", "round 5", "second round", "third round", "fourth round", "fifth round",
@@ -141,6 +183,7 @@ class GeoParse:
 
 
 _NAME_KINDS = frozenset({"name", "demonym", "language", "misspelling"})
+REVEAL_KINDS = frozenset({"name", "misspelling", "demonym", "region", "city"})  # what a reveal may name
 
 
 @lru_cache(maxsize=4)
@@ -154,6 +197,8 @@ def _mention_index(min_city_population: int, min_single_word_city_population: in
     for key, code in MISSPELLINGS.items():
         if key not in index:
             index[key].append((code, "misspelling", NAME_PRIOR_POPULATION, None))
+    for key, code in SPOKEN_NAMES.items():
+        index[key] = [(code, "name", NAME_PRIOR_POPULATION, None)]
     for key, places in gazetteer.place_index(min_city_population).items():
         if len(key) < 3 or key in COMMON_WORDS:
             continue
@@ -170,7 +215,8 @@ def _mention_index(min_city_population: int, min_single_word_city_population: in
                     continue
                 if not main_name and place.population < 500_000:
                     continue  # GeoNames alternate names are noisy; trust them only for big cities
-            if place.kind == "admin1" and all(w in COMMON_WORDS for w in key.split()):
+            if place.kind == "admin1" and (all(w in COMMON_WORDS or w in GENERIC_REGION_WORDS for w in key.split())
+                                           or _word_like_subdivision(key, place)):
                 continue
             kind = "region" if place.kind == "admin1" else "city"
             index[key].append((place.country_code, kind, float(place.population), place))
@@ -187,6 +233,14 @@ def _mention_index(min_city_population: int, min_single_word_city_population: in
     for key in NOT_COUNTRY:
         out[key] = []
     return out
+
+
+def _word_like_subdivision(key: str, place: gazetteer.Place) -> bool:
+    """ISO subdivision names that read as English words or syllables in speech ("meta", "mono",
+    "delta", "bloke"): GeoNames can't place them (coords_approx) and players rarely say them."""
+    if not place.coords_approx or place.admin1 is None:  # admin1 None: the gazetteer's curated exonyms
+        return False
+    return key in ENGLISH_WORD_SUBDIVISIONS or (" " not in key and len(key) <= 4)
 
 
 def _rivals_country_name(place: gazetteer.Place, entries: list[tuple]) -> bool:
@@ -264,9 +318,12 @@ class Geoparser:
             return GeoParse(None, None, None, None, 0.0, [], error="no place mentioned")
         guess_index = self._guess_index(tokens, token_times, guess_s)
         guess_known = guess_index is not None
-        if guess_index is None and self.weights.detect_reveal:
-            guess_index = _reveal_token_index(tokens)
         bounds = _round_bounds(tokens)
+        if guess_index is None and self.weights.detect_reveal:
+            # this round's reveal lies inside this round's piece of the window
+            start, end = bounds
+            within = _reveal_token_index(tokens[start:end])
+            guess_index = None if within is None else start + within
         scores: dict[str, float] = defaultdict(float)
         for m in mentions:
             m.weight = self._weight(m, tokens, guess_index, guess_known, bounds)
@@ -282,6 +339,8 @@ class Geoparser:
                 m.kind, m.place = chosen[1], chosen[3]
                 m.weight = self._weight(m, tokens, guess_index, guess_known, bounds)
                 scores[m.code] += m.weight
+        if guess_index is not None:
+            self._boost_first_after_reveal(mentions, scores, guess_index, bounds)
         revealed = self._revealed(mentions, tokens, guess_index, bounds)
         if revealed is not None:
             # the answer said out loud after the guess ("oh it was Malaysia") settles it
@@ -302,6 +361,20 @@ class Geoparser:
         return GeoParse(best_code, country.name if country else best_code, city, region,
                         round(best_score / positive, 3) if positive else 0.0, evidence)
 
+    def _boost_first_after_reveal(self, mentions: list[Mention], scores: dict[str, float], guess_index: int,
+                                  bounds: tuple[int, int]) -> None:
+        """The first country named shortly after the guess/reveal point is usually what the result
+        screen showed (the expert reads it out, cue or not: "okay yeah was really far south Thailand")."""
+        _, end = bounds
+        cw = self.weights
+        horizon = min(end, guess_index + cw.first_after_reveal_tokens)
+        first = next((m for m in mentions if guess_index <= m.token_index < horizon and m.kind in REVEAL_KINDS
+                      and not _widespread(m) and m.weight > 0), None)
+        if first is not None:
+            boosted = first.weight * cw.first_after_reveal
+            scores[first.code] += boosted - first.weight
+            first.weight = boosted
+
     def _ambiguity_score(self, candidate: tuple[str, float], scores: dict[str, float]) -> float:
         """Support already gathered for the candidate's country × its prior (× Street View coverage)."""
         code, prior = candidate
@@ -317,7 +390,8 @@ class Geoparser:
         for m in mentions:
             if not (guess_index <= m.token_index < end) or len(m.candidates) != 1:
                 continue
-            if m.kind not in ("name", "misspelling") or _is_negated(tokens, m.token_index):
+            # the reveal often names the state or city ("oh it was New York state"): places count too
+            if m.kind not in REVEAL_KINDS or _widespread(m) or _is_negated(tokens, m.token_index):
                 continue
             if _has_cue(_phrase_before(tokens, m.token_index, 4), REVEAL_STATEMENTS + SURPRISE_CUES):
                 return m
@@ -335,7 +409,7 @@ class Geoparser:
                 bounds: tuple[int, int]) -> float:
         pos = m.token_index / max(len(tokens) - 1, 1)
         w = KIND_WEIGHT.get(m.kind, 0.5)
-        if m.kind in ("demonym", "language") and m.key in WIDESPREAD_LANGUAGES:
+        if _widespread(m):
             w = WIDESPREAD_WEIGHT
         if m.key in WEAK_NAMES:
             w *= WEAK_NAMES[m.key]
@@ -349,6 +423,9 @@ class Geoparser:
         w *= cw.position_floor + (1 - cw.position_floor) * pos
         if pos < cw.early_stretch:
             w *= cw.early
+        if _widespread(m):
+            # "it's Portuguese" names a language, not where the round is: no cue lifts it
+            return w * cw.negation if _is_negated(tokens, m.token_index) else w
         after_guess = guess_index is not None and m.token_index >= guess_index
         if after_guess and guess_known:
             w *= cw.after_guess_reveal if _has_cue(near, REVEAL_CUES) else cw.after_guess
@@ -361,6 +438,9 @@ class Geoparser:
         start, end = bounds
         if m.token_index < start or m.token_index >= end:
             w *= cw.other_round
+        if _has_cue(near, REGRET_CUES):
+            # hindsight early in the window is about the previous round's result
+            return abs(w) * (cw.regret if pos > EARLY_HINDSIGHT else cw.other_round)
         if _has_cue(near, STRONG_CONCLUSION):
             w *= cw.strong_conclusion
         elif _has_cue(before, CONCLUSION_CUES):
@@ -372,6 +452,10 @@ class Geoparser:
         return w
 
 
+def _widespread(m: Mention) -> bool:
+    return m.kind in ("demonym", "language") and m.key in WIDESPREAD_LANGUAGES
+
+
 def _is_negated(tokens: list[str], index: int) -> bool:
     """A negation in the three words before, not counting exclamations ("oh no it was X")."""
     window = " " + " ".join(tokens[max(0, index - 3):index]) + " "
@@ -381,19 +465,27 @@ def _is_negated(tokens: list[str], index: int) -> bool:
 
 
 def _round_bounds(tokens: list[str]) -> tuple[int, int]:
-    """Token range of this round: after a round-start marker in the first third (the previous
-    round's tail comes before it), up to one in the last third (the next round starts there)."""
+    """Token range of this round inside a window that may also hold the previous round's tail and
+    the next round's start: the window is cut at every round-start marker ("next round", "round
+    three", "here we are"…; cuts closer than `MIN_ROUND_TOKENS` merge into the later one) and the
+    longest piece is taken as this round (a window is cut around one round, so it holds most of it)."""
     joined = " " + " ".join(tokens) + " "
     n = len(tokens)
-    start, end = 0, n
+    cuts = []
     for marker in ROUND_START_MARKERS:
         for match in re.finditer(re.escape(f" {marker} "), joined):
-            index = joined[: match.start() + 1].count(" ")
-            if index < n / 3:
-                start = max(start, index)
-            elif index > 2 * n / 3:
-                end = min(end, index)
-    return start, end
+            cuts.append(joined[: match.start() + 1].count(" ") - 1)
+    merged: list[int] = []
+    for cut in sorted(cuts):
+        if cut < MIN_ROUND_TOKENS // 2:
+            continue
+        if merged and cut - merged[-1] < MIN_ROUND_TOKENS:
+            merged[-1] = cut
+        else:
+            merged.append(cut)
+    edges = [0, *merged, n]
+    pieces = [(edges[i], edges[i + 1]) for i in range(len(edges) - 1) if edges[i + 1] > edges[i]]
+    return max(pieces, key=lambda p: p[1] - p[0]) if pieces else (0, n)
 
 
 def _dominant_kind(entries: list[tuple]) -> str:
@@ -421,12 +513,20 @@ def _most_weighted(mentions) -> str | None:
 
 # --- reveal detection (when the guess time is unknown) -----------------------------------------
 
-GUESS_COMMIT = ("let's see", "let's have a look", "let's take a look", "let's check", "how wrong", "let's find out",
-                "this is my guess", "this will be my guess", "be my guess", "lock it in", "let's go with",
-                "let's click", "let's guess", "i'll guess", "going to guess", "gonna guess", "let's lock")
-REVEAL_WORDS = ("it was", "points", "kilometers away", "kilometres away", "km away", "miles away", "well done",
-                "oh no", "5k", "five k", "perfect score", "not bad", "how did i", "i got", "we got", "oh wow",
-                "good guess", "bad guess", "oh it's", "oh okay", "oh my god")
+# phrases that commit to the guess / open the result; "let's see" only when nothing follows that
+# makes it part of the reasoning ("let's see where the sun is")
+GUESS_COMMIT = (r"let's see(?! (?:where|what|which|the|if we can|if i can|if there|any|some|a |on |in ))",
+                r"let's have a look(?! around| at)", r"let's take a look(?! around| at)", "let's check(?! the)",
+                "how wrong", "let's find out", "this is my guess", "this will be my guess", "be my guess",
+                "lock it in", "let's go with", "let's click", "let's guess", "i'll guess", "going to guess",
+                "gonna guess", "let's lock", "rip it in", "see if we're right", "see if i'm right", "see how we did",
+                "see how i did", "send it", "fingers crossed")
+# phrases said once the result shows (scores, distances, surprise, "it was X")
+REVEAL_WORDS = (r"(?:oh|okay|ok|so|no|yes|yeah|wow|and|ah) it was", "it was actually", "it was just",
+                r"\d[\d,]* points", r"(?:thousand|hundred|[\dk]) points",
+                r"(?:\d[\d,.]*|a) (?:kilometers|kilometres|km|miles|meters) away", r"(?:i|we) got \d[\d,]*",
+                "well done", "oh no", "5k", "five k", "not bad", "how did i", "oh wow", "oh it's", "oh okay",
+                "right country", "wrong country", "got the country", "missed the country")
 
 
 def _spoken(text: str) -> tuple[list[str], list[int]]:
@@ -453,11 +553,11 @@ def reveal_offset(text: str, earliest: float = 0.45) -> int | None:
         return None
     joined = " " + " ".join(tokens) + " "
 
-    def positions(phrases):
+    def positions(patterns):
         found = []
-        for phrase in phrases:
-            for match in re.finditer(re.escape(f" {phrase} "), joined):
-                found.append(joined[: match.start() + 1].count(" "))
+        for pattern in patterns:
+            for match in re.finditer(f" {pattern}(?= )", joined):
+                found.append(joined[: match.start() + 1].count(" ") - 1)
         return sorted(found)
 
     reveal = [i for i in positions(REVEAL_WORDS) if i >= earliest * n]

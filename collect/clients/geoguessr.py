@@ -107,7 +107,7 @@ class GeoGuessrClient:
 
     def get_challenge_raw(self, token: str) -> bytes:
         """The challenge payload as received (validated to be a JSON object)."""
-        return self._get(self.challenge_url(token), token, "challenge")
+        return self._get(self.challenge_url(token), token, "challenges")
 
     def get_rounds_raw(self, token: str, round_count: int = 5) -> bytes:
         """The highscores payload (its first game's rounds are the challenge's locations)."""
@@ -132,8 +132,8 @@ class GeoGuessrClient:
             stop=stop_after_attempt(self.retries + 1),
             wait=self._wait,
             retry=retry_if_exception_type(_Retryable),
-            before_sleep=lambda rs: log.warning("GeoGuessr %s %s: %s; retrying (attempt %d)", what, token,
-                                                rs.outcome.exception(), rs.attempt_number),
+            before_sleep=lambda rs: log.warning("GeoGuessr %s endpoint, challenge %s: %s; retrying (attempt %d)",
+                                                what, token, rs.outcome.exception(), rs.attempt_number),
             reraise=True,
         )
         try:
@@ -142,7 +142,7 @@ class GeoGuessrClient:
                     return self._get_once(url, token, what, params)
         except _Retryable as exc:
             raise GeoGuessrUnavailableError(
-                f"GeoGuessr {what} for challenge {token} still failing after {self.retries + 1} attempts: {exc}") from None
+                f"GeoGuessr {what} endpoint for challenge {token} still failing after {self.retries + 1} attempts: {exc}") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _get_once(self, url: str, token: str, what: str, params: dict | None) -> bytes:
@@ -154,8 +154,8 @@ class GeoGuessrClient:
         if status in (401, 403):
             hint = "the cookie may be expired; log in again and copy `_ncfa`" if self.has_cookie else \
                 "no cookie configured: set challenge.ncfa_cookie or GEOGUESSR_NCFA"
-            raise GeoGuessrAuthError(f"GeoGuessr rejected the session cookie (_ncfa) with HTTP {status} for "
-                                     f"{what} of challenge {token}: {hint}")
+            raise GeoGuessrAuthError(f"GeoGuessr rejected the session cookie (_ncfa) with HTTP {status} on the "
+                                     f"{what} endpoint for challenge {token}: {hint}")
         if status == 404:
             raise ChallengeNotFoundError(f"challenge {token} not found (HTTP 404 from the {what} endpoint)")
         if status == 429:

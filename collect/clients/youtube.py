@@ -9,9 +9,12 @@ proxy, sleep_interval, ratelimit, …) are passed straight to `YoutubeDL(params)
 from __future__ import annotations
 
 import logging
+import os
 import re
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
@@ -46,39 +49,85 @@ def public_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---- rate limit ---------------------------------------------------------------------------
-class RateLimiter:
-    """At most `per_second` acquisitions per second across all threads of this process."""
+RATE_STATE_ENV = "COLLECT_RATE_STATE"
 
-    def __init__(self, per_second: float):
+
+class RateLimiter:
+    """At most `per_second` request starts per second.
+
+    Without `state_file` the limit holds across the threads of this process; with one, across
+    every process that shares the file (the slot schedule lives in it, under an flock), so the
+    worker processes of one run share one budget towards YouTube.
+    """
+
+    def __init__(self, per_second: float, state_file: Path | str | None = None):
         self.per_second = per_second
+        self.state_file = Path(state_file) if state_file else None
         self._lock = threading.Lock()
         self._next_free = 0.0
+
+    def _reserve(self, interval: float) -> tuple[float, float]:
+        now = time.time()
+        if self.state_file is None:
+            start = max(now, self._next_free)
+            self._next_free = start + interval
+            return now, start
+        import fcntl
+
+        with open(self.state_file, "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                fh.seek(0)
+                try:
+                    next_free = float(fh.read().strip() or 0.0)
+                except ValueError:  # a torn or foreign file: start a fresh schedule
+                    next_free = 0.0
+                start = max(now, next_free)
+                fh.seek(0)
+                fh.truncate()
+                fh.write(repr(start + interval))
+                fh.flush()
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        return now, start
 
     def acquire(self) -> float:
         """Block until a request may start; returns the seconds waited."""
         if not self.per_second or self.per_second <= 0:
             return 0.0
-        interval = 1.0 / self.per_second
         with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next_free)
-            self._next_free = start + interval
+            now, start = self._reserve(1.0 / self.per_second)
         wait = start - now
         if wait > 0:
             time.sleep(wait)
         return wait
 
 
-_LIMITERS: dict[float, RateLimiter] = {}
+_LIMITERS: dict[tuple[float, str | None], RateLimiter] = {}
 _LIMITERS_LOCK = threading.Lock()
 
 
+def share_rate_limit_with_children() -> str | None:
+    """Give this process tree one rate-limit schedule: child processes started after this call
+    (the run's worker pool) inherit the state file through the environment. Returns its path."""
+    if os.name != "posix":
+        return None  # fcntl is POSIX-only: per-process limits elsewhere
+    if not os.environ.get(RATE_STATE_ENV):
+        fd, path = tempfile.mkstemp(prefix=f"naviclues-rate-{os.getpid()}-", suffix=".state")
+        os.close(fd)
+        os.environ[RATE_STATE_ENV] = path
+    return os.environ[RATE_STATE_ENV]
+
+
 def global_rate_limiter(per_second: float) -> RateLimiter:
-    """One limiter per rate per process, shared by every client and stage in it."""
+    """The limiter shared by every client in this process — and across processes when
+    `share_rate_limit_with_children()` ran in their parent (or COLLECT_RATE_STATE is set)."""
+    state = os.environ.get(RATE_STATE_ENV) or None
+    key = (per_second, state)
     with _LIMITERS_LOCK:
-        if per_second not in _LIMITERS:
-            _LIMITERS[per_second] = RateLimiter(per_second)
-        return _LIMITERS[per_second]
+        if key not in _LIMITERS:
+            _LIMITERS[key] = RateLimiter(per_second, state)
+        return _LIMITERS[key]
 
 
 # ---- error classification -----------------------------------------------------------------
@@ -241,7 +290,8 @@ def sanitize_info(info: dict) -> dict:
 
     def scrub(node: Any) -> Any:
         if isinstance(node, dict):
-            return {k: scrub(v) for k, v in node.items() if not is_secret_key(str(k))}
+            # "_…" keys are yt-dlp internals (versions, private state), not metadata
+            return {k: scrub(v) for k, v in node.items() if not is_secret_key(str(k)) and not str(k).startswith("_")}
         if isinstance(node, list):
             return [scrub(v) for v in node]
         if isinstance(node, str) and "://" in node:

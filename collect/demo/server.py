@@ -59,6 +59,11 @@ _CONTENT_TYPES = {
     ".png": "image/png",
 }
 _SECRET_PARAMS = {"key", "signature", "token", "access_token"}
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # not allowed in XML 1.0
+
+
+def _xml_text(text: str) -> str:
+    return escape(_XML_INVALID.sub("", text))
 
 
 @dataclass
@@ -113,6 +118,17 @@ def _heading_colour(heading: float) -> tuple[int, int, int]:
     return (h * 255 // 359, 255 - h * 255 // 359, 128)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return  # a client that hangs up early (yt-dlp probing a range) is not a server error
+        super().handle_error(request, client_address)
+
+
 class DemoServer:
     """Serve a demo corpus on 127.0.0.1 (port 0 = any free port). Use as a context manager."""
 
@@ -127,15 +143,16 @@ class DemoServer:
         self._lock = threading.Lock()
         self._fault_hits: dict[tuple[str, str], int] = {}
         self.request_log: list[str] = []
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: _QuietServer | None = None
         self._thread: threading.Thread | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> "DemoServer":
         handler = type("_BoundHandler", (_Handler,), {"server_state": self})
-        self._httpd = ThreadingHTTPServer((self._host, self._port), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="demo-server", daemon=True)
+        self._httpd = _QuietServer((self._host, self._port), handler)
+        # a short poll interval keeps shutdown (and so every test using the server) fast
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="demo-server", daemon=True)
         self._thread.start()
         return self
 
@@ -201,19 +218,19 @@ class DemoServer:
         items = []
         for v in self.videos():
             vid = str(v["id"])
-            fields = [f"<title>{escape(v.get('title') or vid)}</title>",
-                      f"<link>{escape(self.watch_url(vid))}</link>",
-                      f'<guid isPermaLink="false">{escape(vid)}</guid>',
-                      f"<description>{escape(v.get('description') or '')}</description>"]
+            fields = [f"<title>{_xml_text(v.get('title') or vid)}</title>",
+                      f"<link>{_xml_text(self.watch_url(vid))}</link>",
+                      f'<guid isPermaLink="false">{_xml_text(vid)}</guid>',
+                      f"<description>{_xml_text(v.get('description') or '')}</description>"]
             if (pub := _rfc822(v.get("upload_date"))):
                 fields.append(f"<pubDate>{pub}</pubDate>")
             if v.get("duration") is not None:
                 fields.append(f"<itunes:duration>{int(float(v['duration']))}</itunes:duration>")
             items.append("<item>" + "".join(fields) + "</item>")
-        channel = escape(next((v.get("channel") for v in self.videos() if v.get("channel")), "Demo channel"))
+        channel = _xml_text(next((v.get("channel") for v in self.videos() if v.get("channel")), "Demo channel"))
         return ('<?xml version="1.0" encoding="UTF-8"?>\n'
                 '<rss version="2.0" xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"><channel>'
-                f"<title>{channel}</title><link>{escape(self.url)}/</link>"
+                f"<title>{channel}</title><link>{_xml_text(self.url)}/</link>"
                 f"<description>GeoGuessr play-along demo channel</description>{''.join(items)}"
                 "</channel></rss>\n")
 

@@ -155,8 +155,8 @@ class ChallengeStage(Stage):
 
     def config_slice(self, ctx: VideoContext) -> Any:
         cfg = ctx.config.challenge
-        return {"api_base": cfg.api_base, "offline_dir": str(cfg.offline_dir) if cfg.offline_dir else None,
-                "token": self._token(ctx)}
+        # the challenge's identity is its token; the API host (a mirror, the demo server's port) is not
+        return {"offline_dir": str(cfg.offline_dir) if cfg.offline_dir else None, "token": self._token(ctx)}
 
     def input_files(self, ctx: VideoContext) -> list[Path]:
         cfg = ctx.config.challenge

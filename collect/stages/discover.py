@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from collect.clients.youtube import YouTubeClient, redact
+from collect.clients.youtube import YouTubeClient, redact, share_rate_limit_with_children
 from collect.config import DiscoverConfig
 from collect.records import Video
 from collect.stages.challenge import parse_challenge_tokens
@@ -221,6 +221,7 @@ def discover(sources: list[str], config: DiscoverConfig, ytdlp_options: dict[str
     _check_date("date_before", config.date_before)
     if config.title_regex:
         re.compile(config.title_regex)
+    share_rate_limit_with_children()  # the run's worker processes start later: one budget for all
     client = client or YouTubeClient(ytdlp_options, retries=retries, backoff_s=backoff_s, requests_per_s=requests_per_s)
     walker = _Discoverer(config, client)
     urls, errors = expand_sources(sources)

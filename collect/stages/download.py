@@ -3,8 +3,8 @@
 Video capped at `download.max_height` plus the best audio (merged into mp4 with the
 imageio-ffmpeg binary), English subtitles (manual, else automatic) as WebVTT. File names
 are fixed (`media/video.<ext>`, `media/video.<lang>.vtt`); a title from the internet never
-chooses a path. The downloaded file is checked by decoding its first and last second
-with ffmpeg, so a truncated or corrupt file is reported here rather than deep in segment.
+chooses a path. The downloaded file is checked with ffmpeg (every packet demuxed, the first
+second decoded), so a truncated or corrupt file is reported here rather than deep in segment.
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class MediaProbe:
 
 
 def probe_media(path: Path | str, timeout_s: float = 120.0) -> MediaProbe:
-    """Stream layout and duration from ffmpeg, after decoding the first and the last second.
+    """Stream layout and duration from ffmpeg, after demuxing the whole file and decoding its first second.
 
     Raises CorruptMediaError naming the file and ffmpeg's complaint when the file cannot be
     opened or decoded (a missing moov atom, a truncated tail, …).
@@ -55,15 +55,18 @@ def probe_media(path: Path | str, timeout_s: float = 120.0) -> MediaProbe:
     if not (has_video or has_audio):
         last = [ln for ln in header.strip().splitlines() if ln.strip()][-1:] or ["no streams"]
         raise CorruptMediaError(f"{path.name} is unreadable: {last[0].strip()[:300]}")
-    for where in (["-t", "1"], ["-sseof", "-1"]):
-        args = [ffmpeg, "-v", "error", "-xerror"]
-        args += (where if where[0] == "-sseof" else []) + ["-i", str(path)] + (where if where[0] == "-t" else [])
-        args += ["-f", "null", "-"]
-        run = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s, errors="replace")
+    checks = [
+        # demux every packet without decoding (I/O speed): a truncated file reports "partial file"
+        ("is truncated or corrupt", ["-i", str(path), "-map", "0", "-c", "copy"]),
+        # decode the first second: catches a broken codec stream the demuxer cannot see
+        ("fails to decode at its start", ["-i", str(path), "-t", "1"]),
+    ]
+    for problem, args in checks:
+        run = subprocess.run([ffmpeg, "-v", "error", "-xerror", *args, "-f", "null", "-"], capture_output=True,
+                             text=True, timeout=timeout_s, errors="replace")
         if run.returncode != 0 or run.stderr.strip():
             complaint = run.stderr.strip().splitlines()[:2] or [f"ffmpeg exit {run.returncode}"]
-            part = "start" if where[0] == "-t" else "end"
-            raise CorruptMediaError(f"{path.name} fails to decode at its {part}: {' | '.join(complaint)[:300]}")
+            raise CorruptMediaError(f"{path.name} {problem}: {' | '.join(complaint)[:300]}")
     return MediaProbe(duration_s=duration, has_video=has_video, has_audio=has_audio)
 
 
@@ -76,7 +79,7 @@ def download_params(media_dir: Path, max_height: int) -> dict[str, Any]:
         "writeautomaticsub": True,
         "subtitleslangs": SUBTITLE_LANGS,
         "subtitlesformat": "vtt/best",
-        "paths": {"home": str(media_dir), "temp": str(media_dir / ".tmp")},
+        "paths": {"home": str(media_dir)},  # yt-dlp downloads to .part files and renames when complete
         "outtmpl": {"default": f"{MEDIA_STEM}.%(ext)s"},
         "noplaylist": True,
         "writeinfojson": False,  # info.json is written by the stage, sanitised (no cookies/headers)

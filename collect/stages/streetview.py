@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,20 @@ from collect.records import Challenge, ChallengeRound, from_dict
 from collect.stages.base import Stage, StageOutcome, VideoContext
 
 log = logging.getLogger("collect.streetview")
+
+
+class _RedactKeyFilter(logging.Filter):
+    """urllib3 logs each request line (with `?key=…`) at DEBUG: redact it before any handler sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.msg = record.getMessage()
+            record.args = None
+        record.msg = re.sub(r"([?&]key=)[^&\s\"']+", r"\1REDACTED", str(record.msg))
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_RedactKeyFilter())
 NO_KEY_NOTE = "no Street View API key (streetview.api_key / GOOGLE_MAPS_API_KEY)"
 
 

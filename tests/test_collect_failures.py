@@ -1,0 +1,142 @@
+"""One bad video never stops a run; secrets never leak; Ray gives the local executor's results."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from collect.config import load_config
+from collect.demo.generate import generate_corpus
+from collect.demo.server import DemoServer
+from collect.runner import EXIT_ITEM_FAILURES, run_collect
+from collect.store import RunStore
+from conftest import collect_cmd
+
+TINY = dict(rounds_per_video=1, round_seconds=14.0, result_seconds=5.0, intro_seconds=3.0)
+HOSTILE_TITLE = "../../etc/passwd\x00 ñandú 🎉 " * 20
+
+
+def _videos(corpus: Path) -> list[dict]:
+    return json.loads((corpus / "videos.json").read_text("utf-8"))
+
+
+def _rewrite_videos(corpus: Path, videos: list[dict]) -> None:
+    (corpus / "videos.json").write_text(json.dumps(videos), "utf-8")
+
+
+@pytest.fixture(scope="module")
+def bad_corpus(tmp_path_factory):
+    corpus = tmp_path_factory.mktemp("bad") / "corpus"
+    truth = generate_corpus(corpus, n_videos=10, seed=3, **TINY)
+    ids = [v["id"] for v in truth["videos"]]
+    token = {v["id"]: v["challenge_token"] for v in truth["videos"]}
+    roles = dict(zip(["good", "corrupt", "nocaptions", "api401", "api404", "api429", "api500", "malformed",
+                      "hostile", "nolink"], ids))
+    media = corpus / "media"
+    mp4 = media / f"{roles['corrupt']}.mp4"
+    mp4.write_bytes(mp4.read_bytes()[: mp4.stat().st_size // 3])  # truncated download
+    (media / f"{roles['nocaptions']}.en.vtt").unlink()
+    videos = _videos(corpus)
+    for v in videos:
+        if v["id"] == roles["hostile"]:
+            v["title"] = HOSTILE_TITLE
+        if v["id"] == roles["nolink"]:
+            v["description"] = "no challenge link in this one"
+    _rewrite_videos(corpus, videos)
+    faults = {token[roles["api401"]]: 401, token[roles["api404"]]: 404,
+              token[roles["api429"]]: {"status": 429, "times": 2, "retry_after": 0},
+              token[roles["api500"]]: {"status": 500, "times": None}, token[roles["malformed"]]: "malformed"}
+    return corpus, roles, faults, token
+
+
+def test_bad_inputs_are_item_errors_and_the_rest_completes(bad_corpus, tmp_path):
+    corpus, roles, faults, token = bad_corpus
+    out = tmp_path / "out"
+    cfg = load_config(overrides=["run.workers=2", "discover.require_challenge_link=false",
+                                 "challenge.retries=3", "challenge.backoff_s=0.01"])
+    with DemoServer(corpus, faults=faults) as server:
+        cfg = cfg.model_copy(update={"challenge": cfg.challenge.model_copy(update={"api_base": server.url})})
+        code = run_collect(out, cfg, sources=[server.feed_url], annotate=True, console=Console(file=open(os.devnull, "w")))
+        throttled_hits = server.requests_matching("/api/v3/challenges/" + token[roles["api429"]])
+    assert code == EXIT_ITEM_FAILURES
+    with RunStore(out) as store:
+        status = {(r.video_id, r.stage): r for r in store.rows()}
+
+    def failed(role: str, stage: str, *needles: str) -> None:
+        row = status[(roles[role], stage)]
+        assert row.status == "failed", (role, stage, row)
+        text = f"{row.error_type}: {row.error_message}"
+        for needle in needles:
+            assert needle.lower() in text.lower(), (role, text)
+
+    for role in ("good", "api429", "hostile"):
+        for stage in ("download", "transcript", "challenge", "segment", "frames"):
+            assert status[(roles[role], stage)].status == "done", (role, stage, status[(roles[role], stage)])
+    assert len(throttled_hits) >= 3  # two 429s, then the answer
+    failed("corrupt", "download", "truncated or corrupt")
+    failed("nocaptions", "transcript", "no captions")
+    failed("api401", "challenge", "401")
+    failed("api404", "challenge", "not found")
+    failed("api500", "challenge", "500")
+    failed("malformed", "challenge", "json")
+    failed("nolink", "challenge", "no geoguessr.com/challenge link")
+    # segment/frames of the caption-less video still ran: only its transcript is missing
+    assert status[(roles["nocaptions"], "segment")].status == "done"
+    # the hostile title never chose a path: everything stays inside the output folder
+    for path in out.rglob("*"):
+        assert out.resolve() in path.resolve().parents
+        assert len(path.name) <= 255
+    assert (out / "hub" / "README.md").exists()
+
+
+@pytest.mark.parametrize("executor", ["ray"])
+def test_ray_executor_matches_local(tmp_path, executor):
+    pytest.importorskip("ray")
+    corpus = tmp_path / "corpus"
+    generate_corpus(corpus, n_videos=2, seed=5, **TINY)
+    outputs = {}
+    with DemoServer(corpus) as server:
+        for name in ("local", executor):
+            cfg = load_config(overrides=[f"run.executor={name}", "run.workers=2"])
+            cfg = cfg.model_copy(update={"challenge": cfg.challenge.model_copy(update={"api_base": server.url})})
+            out = tmp_path / name
+            code = run_collect(out, cfg, sources=[server.feed_url], annotate=False,
+                               console=Console(file=open(os.devnull, "w")))
+            assert code == 0
+            outputs[name] = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted((out / "videos").rglob("*"))
+                             if p.is_file() and p.name != "info.json"}
+    assert outputs["local"].keys() == outputs[executor].keys()
+    assert outputs["local"] == outputs[executor]
+
+
+def test_secrets_never_reach_logs_store_or_artifacts(tmp_path):
+    cookie, key = "ncfa-S3CRET-cookie-value-123", "AIzaS3CRET-maps-key-456"
+    corpus = tmp_path / "corpus"
+    truth = generate_corpus(corpus, n_videos=2, seed=7, **TINY)
+    bad_token = truth["videos"][1]["challenge_token"]
+    out = tmp_path / "out"
+    with DemoServer(corpus, require_cookie=cookie, streetview_key=key,
+                    faults={bad_token: {"status": 500, "times": None}}) as server:
+        env = {**os.environ, "GEOGUESSR_NCFA": cookie, "GOOGLE_MAPS_API_KEY": key}
+        proc = subprocess.run(
+            collect_cmd() + ["run", server.feed_url, "--out", str(out), "--set", f"challenge.api_base={server.url}",
+                             "--set", f"streetview.base_url={server.streetview_url}", "--set", "challenge.retries=1",
+                             "--set", "challenge.backoff_s=0.01"],
+            capture_output=True, text=True, env=env, timeout=300)
+        config_proc = subprocess.run(collect_cmd() + ["config"], capture_output=True, text=True, env=env)
+    assert proc.returncode == EXIT_ITEM_FAILURES, proc.stderr[-3000:]  # the 500 video failed
+    with RunStore(out) as store:
+        rows = {(r.video_id, r.stage): r.status for r in store.rows()}
+    good = truth["videos"][0]["id"]
+    assert rows[(good, "challenge")] == "done" and rows[(good, "streetview")] == "done"  # secrets were used
+    for text in (proc.stdout, proc.stderr, config_proc.stdout, config_proc.stderr):
+        assert cookie not in text and key not in text
+    for path in out.rglob("*"):
+        if path.is_file():
+            blob = path.read_bytes()
+            assert cookie.encode() not in blob and key.encode() not in blob, path

@@ -36,12 +36,15 @@ def run_collect(out: Path, cfg: CollectConfig, *, sources: list[str], demo: bool
     started = time.perf_counter()
     with ExitStack() as stack:
         store = stack.enter_context(RunStore(out))
+        refresh = "discover" in force
         if demo:
             cfg, sources = _start_demo(out, cfg, stack, console)
+            # video URLs name the demo server's port: refresh the listing when it moved
+            refresh = refresh or any(not v.url.startswith(cfg.challenge.api_base) for v in store.videos())
         atomic_write_json(out / "config.json", cfg.masked())
         failures = 0
         if only in (None, "discover") or "discover" in force:
-            failures += _discover(store, cfg, sources, force="discover" in force, console=console)
+            failures += _discover(store, cfg, sources, force=refresh, console=console)
         videos = _selected_videos(store, cfg, sources)
         results: list[VideoResult] = []
         stages = [only] if only in STAGE_NAMES else ([] if only else STAGE_NAMES)
@@ -55,15 +58,22 @@ def run_collect(out: Path, cfg: CollectConfig, *, sources: list[str], demo: bool
     return EXIT_ITEM_FAILURES if failures else EXIT_OK
 
 
+DEMO_PORT = 47617  # preferred, so a rerun finds its videos at the same URLs
+
+
 def _start_demo(out: Path, cfg: CollectConfig, stack: ExitStack, console: Console) -> tuple[CollectConfig, list[str]]:
-    from collect.demo.generate import generate_corpus
     from collect.demo.server import DemoServer
 
     corpus = out / "demo-corpus"
     if not (corpus / "truth.json").exists():
+        from collect.demo.generate import generate_corpus
+
         with console.status("generating the demo corpus"):
             generate_corpus(corpus, n_videos=cfg.demo.videos, rounds_per_video=cfg.demo.rounds, seed=cfg.demo.seed)
-    server = stack.enter_context(DemoServer(corpus))
+    try:
+        server = stack.enter_context(DemoServer(corpus, port=DEMO_PORT))
+    except OSError:  # taken (another demo running): any free port, the listing gets refreshed
+        server = stack.enter_context(DemoServer(corpus))
     cfg = cfg.model_copy(update={"challenge": cfg.challenge.model_copy(update={"api_base": server.url})})
     console.print(f"demo corpus served at {server.url}")
     return cfg, [server.feed_url]

@@ -114,7 +114,7 @@ def _wait_for_stage(store: Path, stage: str, proc: subprocess.Popen, timeout: fl
                         return True
             except sqlite3.OperationalError:
                 pass
-        time.sleep(0.05)
+        time.sleep(0.01)
     return False
 
 
@@ -124,15 +124,19 @@ def test_sigkill_at_several_points_then_rerun_is_identical(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     out = tmp_path / "killed"
-    kills = 0
-    for stage in ("download", "transcript", "segment", "frames", "annotate"):
+    killed_in = []
+    # each attempt dies while the named stage is in flight (mid-write included: the kill lands
+    # `delay` seconds into the stage), then the next attempt resumes from what was committed
+    for stage, delay in (("download", 0.0), ("segment", 0.3), ("frames", 0.1), ("annotate", 0.5)):
         p = subprocess.Popen(collect_cmd() + ["run", "--demo", "--out", str(out), *SMALL],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if _wait_for_stage(out / "run.sqlite", stage, p):
-            os.kill(p.pid, signal.SIGKILL)
-            kills += 1
+            time.sleep(delay)
+            if p.poll() is None:
+                os.kill(p.pid, signal.SIGKILL)
+                killed_in.append(stage)
         p.wait(timeout=300)
-    assert kills >= 3
+    assert len(killed_in) >= 3, killed_in
     proc = run_cli(["run", "--demo", "--out", str(out), *SMALL])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert artifact_hashes(out) == artifact_hashes(reference)

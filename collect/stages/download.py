@@ -108,8 +108,9 @@ class DownloadStage(Stage):
 
     def config_slice(self, ctx: VideoContext) -> Any:
         cfg = ctx.config.download
+        # the video's identity is its id: the same video reached by another URL form is not new input
         return {"max_height": cfg.max_height, "ytdlp_options": public_options(cfg.ytdlp_options),
-                "url": ctx.video.url}
+                "video_id": ctx.video.id}
 
     def run(self, ctx: VideoContext) -> StageOutcome:
         cfg = ctx.config.download

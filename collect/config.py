@@ -60,6 +60,7 @@ class SegmentConfig(_Section):
 class FramesConfig(_Section):
     every_s: float = 3.0
     timestamps: list[float] = Field(default_factory=list, description="extra timestamps (s from round start)")
+    at_speech: bool = Field(True, description="also take a frame at the start of every transcript segment")
     dedupe_hamming: int = 6
     crop_ui: bool = True
     jpeg_quality: int = 90

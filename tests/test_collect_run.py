@@ -146,3 +146,32 @@ def test_sigkill_at_several_points_then_rerun_is_identical(tmp_path):
         assert dup == []
         assert conn.execute("SELECT COUNT(*) FROM stage_runs WHERE status='running'").fetchone()[0] == 0
     assert not list(out.rglob("*.part*"))
+
+
+def _ngrams(text: str, n: int = 5) -> set[tuple[str, ...]]:
+    words = [w.strip(".,!?").lower() for w in text.split()]
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def test_demo_clues_aligned_and_no_post_reveal_talk(demo_run):
+    out, _, _ = demo_run
+    truth = read_json(out / "demo-corpus" / "truth.json")
+    by_round = {(v["id"], r["round"]): r for v in truth["videos"] for r in v["rounds"]}
+    rows = dataset_rows(out)
+    assert rows, "the demo build kept no rounds"
+    for row in rows:
+        true = by_round[(row["video_id"], row["round"])]
+        aligned = []
+        for clue in row["clues"]:
+            assert clue["start_s"] < true["guess_s"], ("post-reveal clue", row["id"], clue)
+            if clue["frame_index"] is None:
+                continue
+            frame_t = row["frame_times_s"][clue["frame_index"]]
+            assert true["start_s"] - 0.5 <= frame_t < true["guess_s"]
+            said = [tc for tc in true["clues"] if tc["start_s"] - 0.01 <= clue["start_s"] <= tc["end_s"] + 0.01]
+            aligned += [abs(frame_t - tc["start_s"]) for tc in said]
+        assert aligned and min(aligned) <= 1.0, (row["id"], aligned)
+        # post-reveal talk: no 5-word run of it that the pre-reveal narration does not also contain
+        leaked = _ngrams(true["post_reveal"]) - _ngrams(true["narration"])
+        for column in ("reasoning", "transcript"):
+            assert not (_ngrams(row[column]) & leaked), (row["id"], column, _ngrams(row[column]) & leaked)

@@ -1,11 +1,14 @@
 """`frames`: still frames of each round's gameplay (round start → guess), UI masked, de-duplicated.
 
 Times: every `frames.every_s` seconds from the round start, plus `frames.timestamps`
-offsets, strictly before the result screen. One ffmpeg call per round pulls them all.
+offsets, plus (with `frames.at_speech`) the start of every caption/ASR segment, because the
+expert names a clue while it is on screen and annotate aligns each clue to its nearest frame;
+all strictly before the result screen. One ffmpeg call per round pulls them all.
 The GeoGuessr overlays (round-counter/status box top right, minimap bottom right) are
 painted over with the frame's mean colour when `crop_ui` is on, so models never learn
-from the UI. A frame whose perceptual hash is within `dedupe_hamming` bits of a frame
-already kept for the round is dropped (the player stood still). JPEGs are written with a
+from the UI. A grid frame whose perceptual hash is within `dedupe_hamming` bits of a frame
+already kept for the round is dropped (the player stood still); a speech frame is dropped
+only when such a twin lies within `SPEECH_TWIN_S`, so every utterance keeps a frame near it. JPEGs are written with a
 fixed quality and no metadata, so a rerun on the same input writes the same bytes.
 """
 from __future__ import annotations
@@ -27,6 +30,7 @@ UI_REGIONS = (
     (0.72, 0.62, 1.0, 1.0),  # minimap and guess button
 )
 GUESS_MARGIN_S = 0.25  # stay clear of the cut to the result screen
+SPEECH_TWIN_S = 1.0  # a near-identical frame this close already shows what was being said
 
 
 def mask_ui(frame: np.ndarray, regions=UI_REGIONS) -> np.ndarray:
@@ -53,6 +57,16 @@ def round_times(span: RoundSpan, every_s: float, offsets: list[float]) -> list[f
     return sorted(times)
 
 
+def speech_times(ctx: VideoContext, span: RoundSpan) -> list[float]:
+    """Start times of the transcript segments spoken during the round's gameplay."""
+    path = ctx.path(layout.TRANSCRIPT_JSON)
+    if not path.exists():
+        return []
+    last = span.guess_s - GUESS_MARGIN_S
+    return sorted({round(float(seg["start"]), 3) for seg in (read_json(path) or {}).get("segments", [])
+                   if span.start_s <= float(seg["start"]) < last})
+
+
 def frame_name(round_no: int, time_s: float) -> str:
     return f"r{round_no}_{int(round(time_s * 1000)):09d}.jpg"
 
@@ -65,7 +79,7 @@ class FramesStage(Stage):
         return ctx.config.frames.model_dump(mode="json")
 
     def input_files(self, ctx: VideoContext) -> list[Path]:
-        files = [ctx.path(layout.ROUNDS_JSON), ctx.path(layout.MEDIA_JSON)]
+        files = [ctx.path(layout.ROUNDS_JSON), ctx.path(layout.MEDIA_JSON), ctx.path(layout.TRANSCRIPT_JSON)]
         try:
             rel = (read_json(files[1]) or {}).get("video") if files[1].exists() else None
             return files + ([inside(ctx.video_dir, rel)] if rel else [])
@@ -98,7 +112,9 @@ class FramesStage(Stage):
             return StageOutcome.failed(self.name, f"{ctx.video.id}: {exc}", "VideoError")
 
         try:
-            groups = [round_times(span, cfg.every_s, cfg.timestamps) for span in spans]
+            grids = [round_times(span, cfg.every_s, cfg.timestamps) for span in spans]
+            speech = [speech_times(ctx, span) if cfg.at_speech else [] for span in spans]
+            groups = [sorted(set(g) | set(sp)) for g, sp in zip(grids, speech)]
             got = frames_in_windows(video, groups, info=info)
         except VideoError as exc:
             return StageOutcome.failed(self.name, f"{ctx.video.id}: {exc}", "VideoError")
@@ -109,15 +125,22 @@ class FramesStage(Stage):
         frames_dir = ctx.path(layout.FRAMES_DIR)
         index: list[Frame] = []
         dropped, empty = 0, []
-        for span, frames in zip(spans, per_round):
-            kept_hashes = []
+        for span, frames, wanted_speech in zip(spans, per_round, speech):
+            kept_hashes: list[tuple[float, object]] = []
+            seen_times: set[float] = set()
             for t, frame in frames:
+                if t in seen_times:  # two requests landed on the same video frame
+                    continue
                 image = Image.fromarray(mask_ui(frame) if cfg.crop_ui else frame)
                 phash = imagehash.phash(image)
-                if any(phash - h <= cfg.dedupe_hamming for h in kept_hashes):
+                # frames_at returns the first video frame at or after each requested time
+                from_speech = any(0 <= t - s <= SPEECH_TWIN_S for s in wanted_speech)
+                if any(phash - h <= cfg.dedupe_hamming and (not from_speech or abs(t - kt) <= SPEECH_TWIN_S)
+                       for kt, h in kept_hashes):
                     dropped += 1
                     continue
-                kept_hashes.append(phash)
+                kept_hashes.append((t, phash))
+                seen_times.add(t)
                 name = frame_name(span.round, t)
                 buf = io.BytesIO()
                 image.save(buf, format="JPEG", quality=cfg.jpeg_quality)

@@ -13,6 +13,7 @@ from rich.console import Console
 from collect.config import load_config
 from collect.demo.generate import generate_corpus
 from collect.demo.server import DemoServer
+from collect.video import ffmpeg_exe
 from collect.runner import EXIT_ITEM_FAILURES, run_collect
 from collect.store import RunStore
 from conftest import collect_cmd
@@ -40,7 +41,12 @@ def bad_corpus(tmp_path_factory):
     media = corpus / "media"
     mp4 = media / f"{roles['corrupt']}.mp4"
     mp4.write_bytes(mp4.read_bytes()[: mp4.stat().st_size // 3])  # truncated download
+    # no audio, no captions and (by default) no ASR model
     (media / f"{roles['nocaptions']}.en.vtt").unlink()
+    silent = media / f"{roles['nocaptions']}.mp4"
+    muted = media / "muted.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(silent), "-an", "-c:v", "copy", str(muted)], check=True)
+    muted.replace(silent)
     videos = _videos(corpus)
     for v in videos:
         if v["id"] == roles["hostile"]:

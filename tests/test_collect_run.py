@@ -175,3 +175,21 @@ def test_demo_clues_aligned_and_no_post_reveal_talk(demo_run):
         leaked = _ngrams(true["post_reveal"]) - _ngrams(true["narration"])
         for column in ("reasoning", "transcript"):
             assert not (_ngrams(row[column]) & leaked), (row["id"], column, _ngrams(row[column]) & leaked)
+
+
+def test_one_sft_step_on_the_built_dataset(demo_run, tmp_path):
+    """The published contract (`messages` + `images`) trains with no glue."""
+    pytest.importorskip("trl")
+    from typer.testing import CliRunner
+
+    from navig.cli import app
+    from navig_fixtures import make_tiny_vlm
+
+    out, _, _ = demo_run
+    model = make_tiny_vlm(tmp_path / "vlm")
+    result = CliRunner().invoke(app, ["train", "--dataset", str(out / "dataset"), "--model", str(model),
+                                      "--out", str(tmp_path / "run"), "--max-steps", "1"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
+    assert summary["global_step"] == 1 and summary["n_examples"] >= 1
+    assert (tmp_path / "run" / "adapter" / "adapter_config.json").exists()

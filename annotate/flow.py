@@ -95,7 +95,7 @@ def run_annotate(out_dir: Path, settings: dict[str, Any] | None = None, console:
             id=r.id, video_id=r.video_id, channel=r.channel, video_url=r.video_url,
             challenge_token=r.challenge_token, round=r.round, lat=r.lat, lng=r.lng,
             country=country.name if country else None, country_code=code,
-            continent=gazetteer.continent_name(code) if code else None, city=city, points=r.points,
+            continent=gazetteer.continent_name(gazetteer.continent_of(code) or "") if code else None, city=city, points=r.points,
             distance_km=r.distance_km, time_limit_s=r.time_limit_s, forbid_moving=r.forbid_moving,
             transcript=r.pre_reveal_text(), clues=[asdict(c) for c in clues], frames=r.frames,
             frame_times_s=r.frame_times_s, image=r.panorama, reasoning=text, reasoning_source=source))

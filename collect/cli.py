@@ -133,6 +133,34 @@ def import_release(
     typer.echo(json.dumps(summary, indent=2, default=str))
 
 
+@app.command("card")
+def copy_card(
+    out: Path = typer.Option(DEFAULT_OUT, "--out", "-o", help="a built output folder"),
+    to: Path = typer.Option(Path("DATASET_CARD.md"), "--to", help="where the card goes"),
+    plots_dir: Path = typer.Option(Path("docs/dataset_card_plots"), "--plots-dir", help="where its plots go"),
+) -> None:
+    """Copy a build's dataset card (and its plots) out of OUT, e.g. the repository's DATASET_CARD.md.
+
+    The repository's card is the demo build's: `collect run --demo --out runs/demo && collect card --out runs/demo`.
+    """
+    import os
+    import shutil
+
+    from collect.fsutil import atomic_write_text
+
+    card, plots = out / "hub" / "README.md", out / "hub" / "plots"
+    if not card.exists():
+        console.print(f"[red]{card} does not exist: build the dataset first (`collect run … --out {out}`)[/red]")
+        raise typer.Exit(2)
+    if plots.is_dir():
+        plots_dir.mkdir(parents=True, exist_ok=True)
+        for png in sorted(plots.glob("*.png")):
+            shutil.copyfile(png, plots_dir / png.name)
+    rel = Path(os.path.relpath(plots_dir, to.parent if str(to.parent) else ".")).as_posix()
+    atomic_write_text(to, card.read_text("utf-8").replace("](plots/", f"]({rel}/"))
+    typer.echo(f"wrote {to} (plots in {plots_dir})")
+
+
 def main() -> None:  # console script
     app()
 

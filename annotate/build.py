@@ -20,10 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import shutil
 import tempfile
-import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
@@ -33,7 +31,7 @@ from datasets import Dataset, DatasetDict, Features, Image, List, Value, load_fr
 
 from annotate.prompts import REASONING_PROMPT
 from annotate.records import Example
-from collect.fsutil import atomic_write_json, atomic_write_text, safe_name
+from collect.fsutil import atomic_write_json, atomic_write_text, safe_name, swap_in_dir
 
 SPLIT_TRAIN = "train"
 SPLIT_VALIDATION = "validation"
@@ -364,17 +362,6 @@ def write_parquet_shards(ds: Dataset, data_dir: Path, split: str, max_shard_byte
     return paths
 
 
-def _swap_in(new: Path, target: Path) -> None:
-    """Rename `new` over `target`; the old folder is moved aside first and removed after."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        os.replace(target, old)
-    os.replace(new, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def build_dataset(
     examples: list[Example],
     drops: list[dict] | None,
@@ -468,8 +455,8 @@ def build_dataset(
         shutil.copytree(new_hub / "plots", new_dataset / "plots")
         del dataset_dict, splits  # release the memory-mapped cache before the folder goes away
 
-        _swap_in(new_dataset, out_dir / "dataset")
-        _swap_in(new_hub, out_dir / "hub")
+        swap_in_dir(new_dataset, out_dir / "dataset")
+        swap_in_dir(new_hub, out_dir / "hub")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

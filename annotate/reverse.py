@@ -1,14 +1,64 @@
-"""Reverse geocoding from the embedded gazetteer: true coordinates → country and nearest city."""
+"""Reverse geocoding from the embedded gazetteer: coordinates → nearest city (and so its country).
+
+Used by annotate (the true country/city of a round) and by navig's scorer (truth and prediction
+names when a file gives only coordinates).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Sequence
 
 import numpy as np
 
 from annotate import gazetteer
 
-EARTH_RADIUS_KM = 6371.0088
+EARTH_RADIUS_KM = 6371.0088  # IUGG mean Earth radius
+
+
+class ReverseGeocoder:
+    """Nearest gazetteer city to a point: exact inner-product search over unit vectors (faiss).
+
+    Maximal dot product of unit vectors = minimal great-circle distance, so the flat index is an
+    exact nearest-neighbour search on the sphere.
+    """
+
+    def __init__(self, min_population: int = 15000):
+        self.places = [p for p in gazetteer.places(min_population) if p.kind == "city"]
+        self._index = None
+
+    @staticmethod
+    def unit_vectors(lat: np.ndarray, lng: np.ndarray) -> np.ndarray:
+        la, lo = np.radians(np.asarray(lat, dtype=np.float64)), np.radians(np.asarray(lng, dtype=np.float64))
+        return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=1).astype(np.float32)
+
+    def _ensure_index(self):
+        import faiss
+
+        if self._index is None:
+            index = faiss.IndexFlatIP(3)
+            index.add(self.unit_vectors(np.array([p.lat for p in self.places]), np.array([p.lng for p in self.places])))
+            self._index = index
+        return self._index
+
+    def search(self, lat: Sequence[float], lng: Sequence[float], k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """(great-circle km, place indices) of the k nearest cities of each point."""
+        index = self._ensure_index()
+        sims, idx = index.search(self.unit_vectors(np.asarray(lat), np.asarray(lng)), min(k, len(self.places)))
+        # chord similarity -> great-circle distance; float32 noise is far below a km
+        return EARTH_RADIUS_KM * np.arccos(np.clip(sims, -1.0, 1.0)), idx
+
+    def nearest(self, lat: Sequence[float], lng: Sequence[float]) -> list:
+        """The nearest gazetteer city to each point."""
+        return [group[0] for group in self.nearby(lat, lng, radius_km=0.0, k=1)]
+
+    def nearby(self, lat: Sequence[float], lng: Sequence[float], radius_km: float = 25.0, k: int = 16) -> list[list]:
+        """Per point: the nearest city first, then the other cities (of the k nearest) within `radius_km`."""
+        if len(lat) == 0:
+            return []
+        dist, idx = self.search(lat, lng, k)
+        return [[self.places[j] for c, (j, d) in enumerate(zip(row_idx, row_d)) if c == 0 or d <= radius_km]
+                for row_idx, row_d in zip(idx, dist)]
 
 
 @dataclass(frozen=True)
@@ -19,29 +69,13 @@ class ReversePlace:
 
 
 @lru_cache(maxsize=1)
-def _table(min_population: int = 15000) -> tuple[np.ndarray, list]:
-    places = [p for p in gazetteer.places(min_population) if p.kind == "city"]
-    coords = np.radians(np.array([[p.lat, p.lng] for p in places], dtype=np.float64))
-    return coords, places
-
-
-def nearest_places(lats, lngs) -> list[ReversePlace]:
-    """Nearest gazetteer city of each point (vectorised haversine, chunked)."""
-    coords, places = _table()
-    lat = np.radians(np.asarray(lats, dtype=np.float64))[:, None]
-    lng = np.radians(np.asarray(lngs, dtype=np.float64))[:, None]
-    out: list[ReversePlace] = []
-    for i in range(0, lat.shape[0], 256):
-        la, ln = lat[i:i + 256], lng[i:i + 256]
-        a = (np.sin((coords[None, :, 0] - la) / 2) ** 2
-             + np.cos(la) * np.cos(coords[None, :, 0]) * np.sin((coords[None, :, 1] - ln) / 2) ** 2)
-        d = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
-        idx = d.argmin(axis=1)
-        for row, j in enumerate(idx):
-            p = places[int(j)]
-            out.append(ReversePlace(p.country_code, p.name, float(d[row, j])))
-    return out
+def default_geocoder() -> ReverseGeocoder:
+    return ReverseGeocoder()
 
 
 def reverse(lat: float, lng: float) -> ReversePlace:
-    return nearest_places([lat], [lng])[0]
+    """The nearest gazetteer city of one point, with its distance."""
+    geocoder = default_geocoder()
+    dist, idx = geocoder.search([lat], [lng], k=1)
+    place = geocoder.places[int(idx[0, 0])]
+    return ReversePlace(place.country_code, place.name, float(dist[0, 0]))

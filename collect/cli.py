@@ -10,24 +10,15 @@ Exit codes: 0 all items succeeded; 3 some items failed (recorded in the run stor
 from __future__ import annotations
 
 import json
-import sys
-import threading
-import time
-from collections import Counter
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from collect.config import CollectConfig, load_config
-from collect.pipeline import STAGE_NAMES, VideoResult, VideoWorker, run_local, run_ray
-from collect.records import Video
-from collect.store import RunStore
+from collect.pipeline import STAGE_NAMES
 
-EXIT_ITEM_FAILURES = 3
 DEFAULT_OUT = Path("runs/naviclues")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Rebuild NaviClues from GeoGuessr play-along videos.")

@@ -79,6 +79,21 @@ def atomic_write_json(target: Path | str, obj: Any) -> Path:
     return atomic_write_text(target, json.dumps(obj, ensure_ascii=False, indent=1, sort_keys=True) + "\n")
 
 
+def swap_in_dir(new: Path | str, target: Path | str) -> None:
+    """Publish folder `new` as `target` with renames only; the old copy is moved aside, then removed."""
+    import shutil
+    import uuid
+
+    new, target = Path(new), Path(target)
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        os.replace(target, old)
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def read_json(path: Path | str) -> Any:
     return json.loads(Path(path).read_text("utf-8"))
 

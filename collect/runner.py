@@ -20,7 +20,6 @@ from collect.fsutil import atomic_write_json, fingerprint, read_json
 from collect.layout import ROUNDS_JSON
 from collect.pipeline import STAGE_NAMES, VideoResult, VideoWorker, run_local, run_ray
 from collect.records import Video
-from collect.stages.base import VideoContext
 from collect.store import RunStore
 
 EXIT_OK, EXIT_ITEM_FAILURES = 0, 3

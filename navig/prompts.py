@@ -1,24 +1,14 @@
 """Navig's prompts, as published with the paper (github.com/SparrowZheyuan18/Navig, prompts.py).
 
-`REASONING_PROMPT` is the dataset's instruction (annotate.prompts), so the Reasoner is asked at
-inference exactly what it was fine-tuned on; the paper's own wording is kept as
-`PAPER_REASONING_PROMPT` for a run that uses the released checkpoint.
+`REASONING_PROMPT` is the dataset's instruction (annotate.prompts, the paper's own wording), so
+the Reasoner is asked at inference exactly what it was fine-tuned on.
 """
 from __future__ import annotations
 
-PAPER_REASONING_PROMPT = (
-    "Given an image, craft a brief and cohesive reasoning path that deduces this location based on the "
-    "visual clues present in the image. Using a tone of exploration and inference. Carefully analyze and "
-    "link observations of natural features (climate, vegetation, terrain), man-made structures (roads, "
-    "buildings, signage), and distinct landmarks. Allow these observations to naturally lead you to the "
-    "correct country, enhancing the accuracy of your deductions. Start the reasoning without any intro, "
-    "and make sure to make it brief.\n"
-)
+# the paper's Reasoner instruction is the dataset's instruction: one constant for training and inference
+from annotate.prompts import REASONING_PROMPT  # noqa: E402
 
-try:  # the dataset's instruction: one constant for training and inference
-    from annotate.prompts import REASONING_PROMPT
-except ImportError:  # annotate not installed alongside navig
-    REASONING_PROMPT = PAPER_REASONING_PROMPT
+PAPER_REASONING_PROMPT = REASONING_PROMPT
 
 COMMENT_TEMPLATE = (
     "Analyze the {item} images to determine the region with the highest likelihood of finding this type "

@@ -37,7 +37,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-EARTH_RADIUS_KM = 6371.0088
+from annotate.reverse import EARTH_RADIUS_KM, ReverseGeocoder  # noqa: F401  (re-exported for callers)
 THRESHOLDS_KM: tuple[int, ...] = (1, 25, 200, 750, 2500)
 GEOSCORE_MAX = 5000.0
 GEOSCORE_SCALE_KM = 1492.7
@@ -235,49 +235,6 @@ def _prediction_fields(record: dict | None) -> tuple[float, float, str | None, s
 
 
 # ----------------------------------------------------------------------------- reverse geocoding
-
-
-class ReverseGeocoder:
-    """Nearest gazetteer city to a point: exact inner-product search over unit vectors (faiss).
-
-    Maximal dot product of unit vectors = minimal great-circle distance, so the flat index is an
-    exact nearest-neighbour search on the sphere.
-    """
-
-    def __init__(self, min_population: int = 15000):
-        from annotate import gazetteer
-
-        self.places = [p for p in gazetteer.places(min_population) if p.kind == "city"]
-        self._index = None
-
-    @staticmethod
-    def unit_vectors(lat: np.ndarray, lng: np.ndarray) -> np.ndarray:
-        la, lo = np.radians(np.asarray(lat, dtype=np.float64)), np.radians(np.asarray(lng, dtype=np.float64))
-        return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=1).astype(np.float32)
-
-    def _ensure_index(self):
-        import faiss
-
-        if self._index is None:
-            index = faiss.IndexFlatIP(3)
-            index.add(self.unit_vectors(np.array([p.lat for p in self.places]), np.array([p.lng for p in self.places])))
-            self._index = index
-        return self._index
-
-    def nearest(self, lat: Sequence[float], lng: Sequence[float]) -> list:
-        """The nearest gazetteer city to each point."""
-        return [group[0] for group in self.nearby(lat, lng, radius_km=0.0, k=1)]
-
-    def nearby(self, lat: Sequence[float], lng: Sequence[float], radius_km: float = 25.0, k: int = 16) -> list[list]:
-        """Per point: the nearest city first, then the other cities (of the k nearest) within `radius_km`."""
-        if len(lat) == 0:
-            return []
-        index = self._ensure_index()
-        sims, idx = index.search(self.unit_vectors(np.asarray(lat), np.asarray(lng)), min(k, len(self.places)))
-        # chord similarity -> great-circle distance; float32 noise is far below a km
-        dist = EARTH_RADIUS_KM * np.arccos(np.clip(sims, -1.0, 1.0))
-        return [[self.places[j] for c, (j, d) in enumerate(zip(row_idx, row_d)) if c == 0 or d <= radius_km]
-                for row_idx, row_d in zip(idx, dist)]
 
 
 def _country_code(text: str | None) -> str | None:

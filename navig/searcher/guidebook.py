@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from collect.fsutil import atomic_write_json
+from collect.fsutil import atomic_write_json, swap_in_dir
 from navig.searcher.embedders import DEFAULT_CLIP, ClipEmbedder, TextEmbedder, normalize_rows
 from navig.searcher.records import GuidebookHit
 
@@ -170,22 +169,11 @@ def build_guidebook(src: Path | str, out: Path | str, *, clip_model: str = DEFAU
             "error_count": len(report.errors),
         }
         atomic_write_json(tmp / "meta.json", meta)
-        _swap_in(tmp, out)
+        swap_in_dir(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return {k: v for k, v in meta.items() if k != "image_ids"} | {"out": str(out)}
-
-
-def _swap_in(tmp: Path, out: Path) -> None:
-    """Replace folder `out` by `tmp` with renames only (the old copy is removed afterwards)."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old.{os.getpid()}")
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 class Guidebook:

@@ -192,3 +192,23 @@ def test_one_sft_step_on_the_built_dataset(demo_run, tmp_path):
     summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
     assert summary["global_step"] == 1 and summary["n_examples"] >= 1
     assert (tmp_path / "run" / "adapter" / "adapter_config.json").exists()
+
+
+def _table_row(stderr: str, stage: str) -> list[str]:
+    line = next(line for line in stderr.splitlines() if line.startswith(f"│ {stage} "))
+    return [cell.strip() for cell in line.strip("│ ").split("│")]
+
+
+def test_force_and_only(demo_run):
+    out, _, _ = demo_run
+    proc = run_cli(["run", "--demo", "--out", str(out), "--only", "frames", "--force", "frames"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert _table_row(proc.stderr, "frames")[:2] == ["frames", "2"]  # redone for both videos
+    assert not any(line.startswith("│ segment ") for line in proc.stderr.splitlines())  # nothing else ran
+    proc = run_cli(["run", "--demo", "--out", str(out), "--force", "segment"])
+    assert proc.returncode == 0
+    assert _table_row(proc.stderr, "download")[1:3] == ["0", "2"]  # cached
+    assert _table_row(proc.stderr, "segment")[1] == "2"
+    assert _table_row(proc.stderr, "frames")[1] == "2"  # its input changed, so it reran
+    bad = run_cli(["run", "--demo", "--out", str(out), "--only", "nonsense"])
+    assert bad.returncode == 2 and "unknown stage" in bad.stderr

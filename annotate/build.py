@@ -14,12 +14,18 @@ are sorted by id, so two builds of the same rows are identical.
 A malformed row (no truth, empty transcript, no image, unreadable image, ...) becomes a drop
 record `{"id", "reasons": [...], "stage": "build"}` next to the upstream drops; it never stops the
 build.
+
+Work happens in `OUT/.build-<pid>-*` and the previous release is moved aside as
+`OUT/.dataset.old-<pid>-*` / `OUT/.hub.old-<pid>-*` before it is deleted; a build killed midway
+leaves those behind, so the next build removes every one whose process is gone.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import math
+import os
+import re
 import shutil
 import tempfile
 from collections import Counter
@@ -39,6 +45,7 @@ SPLIT_TEST = "test"
 SPLIT_ORDER = (SPLIT_TRAIN, SPLIT_VALIDATION, SPLIT_TEST)
 
 DEFAULT_MAX_SHARD_BYTES = 500 * 1024 * 1024
+DEFAULT_MAX_TEST_FRACTION = 0.2
 BUILD_STAGE = "build"
 
 CLUE_FEATURE = {
@@ -130,20 +137,40 @@ def _unit_hash(seed: int, purpose: str, group: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+def count_test_groups(n_groups: int, test_challenges: int, max_test_fraction: float | None = DEFAULT_MAX_TEST_FRACTION) -> int:
+    """How many groups the count policy puts in test: `test_challenges`, capped at
+    max(1, floor(max_test_fraction * n_groups)) so a small build keeps most of its groups for
+    training (51 challenges -> 10 test, not 50), and always leaving train one group."""
+    if test_challenges < 0:
+        raise ValueError(f"test_challenges must be >= 0, got {test_challenges}")
+    if max_test_fraction is not None and not 0.0 < max_test_fraction <= 1.0:
+        raise ValueError(f"max_test_fraction must be in (0, 1], got {max_test_fraction}")
+    if n_groups < 2 or test_challenges == 0:
+        return 0
+    wanted = test_challenges
+    if max_test_fraction is not None:
+        # the small epsilon keeps e.g. 0.3 * 10 at 3 despite binary floating point
+        wanted = min(wanted, max(1, math.floor(max_test_fraction * n_groups + 1e-9)))
+    return min(wanted, n_groups - 1)
+
+
 def assign_splits(
     groups: Iterable[str],
     *,
     test_fraction: float | None = None,
     test_challenges: int = 50,
+    max_test_fraction: float | None = DEFAULT_MAX_TEST_FRACTION,
     val_fraction: float = 0.0,
     seed: int = 0,
 ) -> dict[str, str]:
     """Map each group to train/validation/test from a hash of (seed, group).
 
     With `test_fraction` a group is test when its hash falls under the fraction, so its split stays
-    put when later releases add groups. Without it, the `test_challenges` groups with the smallest
-    hashes are test. Whenever a test set is asked for and there are >= 2 groups, test gets at least
-    one group and train keeps at least one.
+    put when later releases add groups. Without it, the groups with the smallest hashes are test:
+    `test_challenges` of them, capped at max(1, floor(max_test_fraction * groups)) (see
+    `count_test_groups`; `max_test_fraction=None` lifts the cap; it does not apply to
+    `test_fraction`, which is itself the share). Whenever a test set is asked for and there are
+    >= 2 groups, test gets at least one group and train keeps at least one.
     """
     unique = sorted(set(groups))
     if not unique:
@@ -158,9 +185,7 @@ def assign_splits(
         test = {g for g in unique if test_hash[g] < test_fraction}
         wants_test = test_fraction > 0
     else:
-        if test_challenges < 0:
-            raise ValueError(f"test_challenges must be >= 0, got {test_challenges}")
-        test = set(by_test_hash[: min(test_challenges, len(unique) - 1)])
+        test = set(by_test_hash[: count_test_groups(len(unique), test_challenges, max_test_fraction)])
         wants_test = test_challenges > 0
     if wants_test and not test:
         test.add(by_test_hash[0])
@@ -362,6 +387,42 @@ def write_parquet_shards(ds: Dataset, data_dir: Path, split: str, max_shard_byte
     return paths
 
 
+_STALE_BUILD = re.compile(r"^\.build-(?:(\d+)-)?[A-Za-z0-9_]+$")  # ours, or an older build's mkdtemp name
+_STALE_OLD = re.compile(r"^\.(?:dataset|hub)\.old-(\d+)-[0-9a-f]+$")  # collect.fsutil.swap_in_dir's name
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except (OverflowError, OSError):
+        return False
+    return True
+
+
+def remove_stale_work(out_dir: Path) -> list[Path]:
+    """Delete the work and moved-aside folders that killed builds left in `out_dir`.
+
+    A folder whose name carries the pid of a live process is left alone (its build may still be
+    running); one without a pid comes from an older builder and is removed. Returns what was removed.
+    """
+    removed = []
+    for entry in out_dir.iterdir() if out_dir.is_dir() else ():
+        match = _STALE_BUILD.match(entry.name) or _STALE_OLD.match(entry.name)
+        if match is None or not entry.is_dir() or entry.is_symlink():
+            continue
+        if match.group(1) is not None and _pid_alive(int(match.group(1))):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
+
+
 def build_dataset(
     examples: list[Example],
     drops: list[dict] | None,
@@ -369,6 +430,7 @@ def build_dataset(
     *,
     test_fraction: float | None = None,
     test_challenges: int = 50,
+    max_test_fraction: float | None = DEFAULT_MAX_TEST_FRACTION,
     val_fraction: float = 0.0,
     seed: int = 0,
     filters_applied: dict | None = None,
@@ -377,11 +439,19 @@ def build_dataset(
     provenance: dict | None = None,
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
 ) -> BuildResult:
-    """Validate, split, write OUT/dataset and OUT/hub (with the card), and return what was built."""
+    """Validate, split, write OUT/dataset and OUT/hub (with the card), and return what was built.
+
+    Split policy (see `assign_splits`): by challenge token, else video. `test_fraction` puts each
+    group in test by hash; otherwise `test_challenges` groups go to test, capped at
+    max(1, floor(max_test_fraction * groups)) (default 0.2; None lifts the cap). `val_fraction`
+    of the remaining groups go to validation. The policy is recorded in stats.json and the card.
+    Work folders left by an earlier, killed build are removed first (`remove_stale_work`).
+    """
     from annotate.card import compute_stats, write_card
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_work(out_dir)
     all_drops = [_normalise_upstream_drop(d, i) for i, d in enumerate(drops or [])]
 
     kept: list[Example] = []
@@ -399,7 +469,8 @@ def build_dataset(
 
     groups = {e.id: split_group(e) for e in kept}
     split_of_group = assign_splits(
-        groups.values(), test_fraction=test_fraction, test_challenges=test_challenges, val_fraction=val_fraction, seed=seed
+        groups.values(), test_fraction=test_fraction, test_challenges=test_challenges,
+        max_test_fraction=max_test_fraction, val_fraction=val_fraction, seed=seed,
     )
     by_split: dict[str, list[Example]] = {s: [] for s in SPLIT_ORDER}
     for example in kept:
@@ -407,7 +478,7 @@ def build_dataset(
     # train always exists (possibly empty) so loaders find the split they expect
     present = [s for s in SPLIT_ORDER if by_split[s] or s == SPLIT_TRAIN]
 
-    work = Path(tempfile.mkdtemp(prefix=".build-", dir=out_dir))
+    work = Path(tempfile.mkdtemp(prefix=f".build-{os.getpid()}-", dir=out_dir))  # the pid marks it as ours
     try:
         cache_dir = work / "cache"
         splits: dict[str, Dataset] = {}
@@ -438,6 +509,7 @@ def build_dataset(
             "unit": "challenge token, else video id",
             "test_fraction": test_fraction,
             "test_challenges": None if test_fraction is not None else test_challenges,
+            "max_test_fraction": None if test_fraction is not None else max_test_fraction,
             "val_fraction": val_fraction,
             "seed": seed,
         }
@@ -484,5 +556,7 @@ __all__ = [
     "build_messages",
     "example_problems",
     "example_to_row",
+    "remove_stale_work",
     "split_group",
+    "count_test_groups",
 ]

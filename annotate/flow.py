@@ -7,7 +7,6 @@ at a time.
 """
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
@@ -18,6 +17,7 @@ from annotate.config import AnnotateConfig, load_annotate_config
 from annotate.records import Example, RoundInput
 from annotate.reverse import reverse
 from annotate.rounds import assemble_rounds, inputs_fingerprint
+from collect.fsutil import atomic_write_bytes
 
 CITY_RADIUS_KM = 50.0  # a truth point this close to a gazetteer city is "in" it
 
@@ -74,9 +74,8 @@ def run_annotate(out_dir: Path, settings: dict[str, Any] | None = None, console:
     for r in kept:
         pre_reveal = [w for w in r.words if w["start"] < r.guess_s]
         clues_by_round[r.id] = align_clues(extractor.extract(pre_reveal), r.frame_times_s, r.start_s, r.guess_s)
-    del extractor  # release spaCy before the reasoning model loads
-
-    writer = make_writer(cfg.reasoning)
+    # the extractive writer reuses the configured extractor; a model-backed writer does not need it
+    writer = make_writer(cfg.reasoning, clue_extractor=extractor)
     examples: list[Example] = []
     for r in kept:
         code, city = truth_place(r)
@@ -103,7 +102,7 @@ def run_annotate(out_dir: Path, settings: dict[str, Any] | None = None, console:
     result = build_dataset(examples, drops, out_dir, test_fraction=cfg.build.test_fraction,
                            test_challenges=cfg.build.test_challenges, val_fraction=cfg.build.validation_fraction,
                            seed=cfg.build.seed, filters_applied=filters_applied)
-    shutil.copyfile(result.card_path, out_dir / "DATASET_CARD.md")
+    atomic_write_bytes(out_dir / "DATASET_CARD.md", Path(result.card_path).read_bytes())
     summary = result.summary()
     summary["rounds"] = len(rounds)
     summary["kept_after_filters"] = len(kept)

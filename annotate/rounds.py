@@ -1,8 +1,10 @@
 """Assemble `RoundInput` records from a collect output folder.
 
 Reads only collect's published artifacts (layout names + records): the run store's video
-list, then per video rounds.json, transcript.json, challenge.json, frames/index.json and
-streetview/index.json. A round that cannot be assembled becomes a drop with its reason.
+list and stage statuses, then per video rounds.json, transcript.json, challenge.json,
+frames/index.json and streetview/index.json — each only when its stage's latest run is done,
+so an artifact left by an earlier success never outlives a later failure. A round (or video)
+that cannot be assembled becomes a drop with its reason.
 """
 from __future__ import annotations
 
@@ -19,49 +21,83 @@ _INPUT_FILES = (layout.ROUNDS_JSON, layout.TRANSCRIPT_JSON, layout.CHALLENGE_JSO
                 layout.STREETVIEW_INDEX, layout.INFO_JSON)
 
 
-def _videos(out_dir: Path) -> list[Video]:
+# artifact → the stage whose latest run must be done for it to be read
+_PRODUCER = {layout.ROUNDS_JSON: "segment", layout.TRANSCRIPT_JSON: "transcript", layout.CHALLENGE_JSON: "challenge",
+             layout.FRAMES_INDEX: "frames", layout.STREETVIEW_INDEX: "streetview", layout.INFO_JSON: "download"}
+
+
+def _videos(out_dir: Path) -> tuple[list[Video], dict[tuple[str, str], str]]:
     if not (Path(out_dir) / "run.sqlite").exists():
         raise FileNotFoundError(f"{out_dir} has no run store (run.sqlite): run `collect run` first")
     with RunStore(out_dir) as store:
-        return store.videos()
+        return store.videos(), {(r.video_id, r.stage): r.status for r in store.rows()}
 
 
 def inputs_fingerprint(out_dir: Path, settings: object) -> str:
-    """Cheap (stat only) fingerprint of every round input plus the annotate settings."""
+    """Cheap (stat + stage status) fingerprint of every round input plus the annotate settings."""
     stats = []
-    for video in _videos(out_dir):
+    videos, status = _videos(out_dir)
+    for video in videos:
         folder = inside(out_dir, "videos", safe_name(video.id))
         for name in _INPUT_FILES:
             p = folder / name
-            stats.append((video.id, name, p.stat().st_size, p.stat().st_mtime_ns) if p.exists() else (video.id, name))
+            state = status.get((video.id, _PRODUCER[name]))
+            stats.append((video.id, name, state, p.stat().st_size, p.stat().st_mtime_ns) if p.exists()
+                         else (video.id, name, state))
     return fingerprint("annotate", settings, stats)
 
 
-def _read(folder: Path, name: str):
-    path = folder / name
-    return read_json(path) if path.exists() else None
+class _Reader:
+    """Reads a video's artifacts, each only when its producing stage is done."""
+
+    def __init__(self, folder: Path, video_id: str, status: dict[tuple[str, str], str]):
+        self.folder, self.video_id, self.status = folder, video_id, status
+
+    def __call__(self, name: str):
+        if self.status.get((self.video_id, _PRODUCER[name])) != "done":
+            return None
+        path = self.folder / name
+        if not path.exists():
+            return None
+        try:
+            return read_json(path)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{name} is unreadable: {exc}") from None
 
 
 def assemble_rounds(out_dir: Path) -> tuple[list[RoundInput], list[dict]]:
     out_dir = Path(out_dir)
     rounds: list[RoundInput] = []
     drops: list[dict] = []
-    for video in _videos(out_dir):
+    videos, status = _videos(out_dir)
+    for video in videos:
         folder = inside(out_dir, "videos", safe_name(video.id))
-        spans = _read(folder, layout.ROUNDS_JSON)
-        if not spans:
-            drops.append({"id": video.id, "video_id": video.id, "reasons": ["no rounds segmented"]})
+        try:
+            got = _video_rounds(video, folder, _Reader(folder, video.id, status))
+        except (ValueError, KeyError, TypeError) as exc:  # a corrupt artifact drops its video, not the build
+            drops.append({"id": video.id, "video_id": video.id, "reasons": [f"bad collect artifact: {exc}"]})
             continue
-        transcript_raw = _read(folder, layout.TRANSCRIPT_JSON)
+        if not got:
+            state = status.get((video.id, "segment"), "not run")
+            drops.append({"id": video.id, "video_id": video.id, "reasons": [f"no rounds segmented (segment {state})"]})
+        rounds += got
+    return rounds, drops
+
+
+def _video_rounds(video: Video, folder: Path, _read: _Reader) -> list[RoundInput]:
+    rounds: list[RoundInput] = []
+    spans = _read(layout.ROUNDS_JSON)
+    if spans:
+        transcript_raw = _read(layout.TRANSCRIPT_JSON)
         words = []
         if transcript_raw:
             words = [{"text": w.text, "start": w.start, "end": w.end}
                      for w in from_dict(Transcript, transcript_raw).words()]
-        challenge_raw = _read(folder, layout.CHALLENGE_JSON)
+        challenge_raw = _read(layout.CHALLENGE_JSON)
         challenge = from_dict(Challenge, challenge_raw) if challenge_raw else None
         truth = {r.round: r for r in challenge.rounds} if challenge else {}
-        frames = _read(folder, layout.FRAMES_INDEX) or []
-        panoramas = {int(p["round"]): p["path"] for p in (_read(folder, layout.STREETVIEW_INDEX) or [])
+        frames = _read(layout.FRAMES_INDEX) or []
+        panoramas = {int(p["round"]): p["path"] for p in (_read(layout.STREETVIEW_INDEX) or [])
                      if p.get("path")}
         for raw in spans:
             span = from_dict(RoundSpan, raw)
@@ -89,4 +125,4 @@ def assemble_rounds(out_dir: Path) -> tuple[list[RoundInput], list[dict]]:
                 frame_times_s=[float(f["time_s"]) for f in round_frames],
                 panorama=str(folder / panoramas[span.round]) if span.round in panoramas else None,
             ))
-    return rounds, drops
+    return rounds

@@ -109,8 +109,3 @@ def to_sentence_case(sentence: str) -> str:
     s = re.sub(r"\bi'(m|ll|d|ve)\b", lambda m: "I'" + m.group(1), s)
     s = s[0].upper() + s[1:]
     return s if s[-1] in ".!?" else s + "."
-
-
-def tokens_with_offsets(text: str) -> list[tuple[str, int, int]]:
-    """Whitespace tokens with their character spans."""
-    return [(m.group(0), m.start(), m.end()) for m in re.finditer(r"\S+", text)]

@@ -46,7 +46,7 @@ def main() -> None:
     with DemoServer(corpus) as server:
         cfg = cfg.model_copy(update={"challenge": cfg.challenge.model_copy(update={"api_base": server.url})})
         t0 = time.perf_counter()
-        code = run_collect(out, cfg, sources=[server.feed_url], annotate=False, console=console)
+        code = run_collect(out, cfg, sources=[server.feed_url], console=console)
         wall = time.perf_counter() - t0
     with RunStore(out) as store:
         videos = store.videos()

@@ -1,8 +1,8 @@
 """`collect` — the command layer (thin: every command calls the library).
 
 This is the one place allowed to compose the whole flow: `collect run` runs collect's
-stages, then annotate's dataset build (imported lazily so collect's library never depends
-on annotate).
+stages (collect.runner), then annotate's dataset build (`dataset_step` below, imported
+lazily so collect's library never depends on annotate).
 
 Exit codes: 0 all items succeeded; 3 some items failed (recorded in the run store, see
 `collect status`); 2 bad usage or configuration; 1 unexpected error.
@@ -26,11 +26,44 @@ console = Console(stderr=True)
 
 
 def _config(config_file: Optional[Path], overrides: list[str]) -> CollectConfig:
+    """The collect configuration with its `annotate:` section validated too (fail before any work)."""
     try:
-        return load_config(config_file, overrides)
+        cfg = load_config(config_file, overrides)
+        from annotate.config import load_annotate_config
+
+        load_annotate_config(cfg.annotate)
+        return cfg
     except Exception as exc:
         console.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2)
+
+
+def dataset_step(out: Path, cfg: CollectConfig, store, force: bool, con: Console) -> dict:
+    """annotate's flow over OUT, skipped when no round input and no annotate setting changed."""
+    from annotate.flow import input_fingerprint, run_annotate
+    from collect.runner import DATASET_KEY
+    from collect.secrets import redact, secret_values
+
+    settings = dict(cfg.annotate)
+    # the reasoning response cache lives in the run folder unless configured elsewhere
+    settings.setdefault("reasoning", {})
+    settings["reasoning"] = {"cache_dir": str(out / "cache" / "reasoning"), **settings["reasoning"]}
+    try:
+        fp = input_fingerprint(out, settings)
+        row = store.get(DATASET_KEY, "annotate")
+        if not force and row and row.status == "done" and row.fingerprint == fp and (out / "hub" / "README.md").exists():
+            return {"status": "cached", **row.outputs}
+        store.mark_running(DATASET_KEY, "annotate", fp)
+        with con.status("building the dataset (clues, alignment, filters, reasoning, card)"):
+            summary = run_annotate(out, settings, console=con)
+    except Exception as exc:  # recorded and reported; collect's artifacts stay intact
+        message = redact(f"{type(exc).__name__}: {exc}", secret_values(cfg))
+        if store.get(DATASET_KEY, "annotate") is not None:
+            store.mark_finished(DATASET_KEY, "annotate", "failed", fingerprint="", error_type=type(exc).__name__,
+                                error_message=message)
+        return {"status": "failed", "error": message}
+    store.mark_finished(DATASET_KEY, "annotate", "done", fingerprint=fp, outputs=summary)
+    return {"status": "done", **summary}
 
 
 @app.command()
@@ -62,9 +95,10 @@ def run(
     if sample_every is not None:
         extra.append(f"segment.sample_every={sample_every}")
     cfg = _config(config_file, extra)
+    known = ["discover", *STAGE_NAMES, "annotate"]
     for name in ([only] if only else []) + list(force):
-        if name not in STAGE_NAMES and name != "annotate":
-            console.print(f"[red]unknown stage {name!r}[/red]; stages: {', '.join(STAGE_NAMES + ['annotate'])}")
+        if name not in known:
+            console.print(f"[red]unknown stage {name!r}[/red]; stages: {', '.join(known)}")
             raise typer.Exit(2)
     if not sources and not demo:
         console.print("[red]give SOURCES or --demo[/red]")
@@ -72,7 +106,7 @@ def run(
     from collect.runner import run_collect
 
     code = run_collect(out, cfg, sources=list(sources or []), demo=demo, only=only, force=list(force),
-                       annotate=annotate, console=console)
+                       dataset_step=dataset_step if annotate else None, console=console)
     raise typer.Exit(code)
 
 
@@ -106,9 +140,24 @@ def annotate_only(
 ) -> None:
     """Rerun only the annotate stages (clues → dataset → card) on an existing output folder."""
     cfg = _config(config_file, overrides)
-    from collect.runner import run_annotate_step
+    if not (out / "run.sqlite").exists():
+        console.print(f"[red]{out} has no run store (run.sqlite): run `collect run … --out {out}` first[/red]")
+        raise typer.Exit(2)
+    from contextlib import ExitStack
 
-    raise typer.Exit(run_annotate_step(out, cfg, force=force, console=console))
+    from collect.runner import EXIT_ITEM_FAILURES, EXIT_OK, OutputFolderBusy, lock_output
+    from collect.store import RunStore
+
+    with ExitStack() as stack:
+        try:
+            lock_output(out, stack)
+        except OutputFolderBusy as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2)
+        store = stack.enter_context(RunStore(out))
+        summary = dataset_step(out, cfg, store, force, console)
+    console.print(summary)
+    raise typer.Exit(EXIT_ITEM_FAILURES if summary.get("status") == "failed" else EXIT_OK)
 
 
 @app.command("import-release")
@@ -148,7 +197,7 @@ def copy_card(
         for png in sorted(plots.glob("*.png")):
             shutil.copyfile(png, plots_dir / png.name)
     rel = Path(os.path.relpath(plots_dir, to.parent if str(to.parent) else ".")).as_posix()
-    atomic_write_text(to, card.read_text("utf-8").replace("](plots/", f"]({rel}/"))
+    atomic_write_text(to, card.read_text("utf-8").replace("](plots/", f"]({rel}/"))  # the card, renamed into place
     typer.echo(f"wrote {to} (plots in {plots_dir})")
 
 

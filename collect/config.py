@@ -100,8 +100,12 @@ class CollectConfig(_Section):
     annotate: dict[str, Any] = Field(default_factory=dict)
 
     def masked(self) -> dict:
-        """JSON-able dict with every secret shown as '**********'."""
-        return self.model_dump(mode="json")
+        """JSON-able dict with every secret shown as '**********' (yt-dlp credentials included)."""
+        from collect.secrets import mask_options
+
+        data = self.model_dump(mode="json")
+        data["download"]["ytdlp_options"] = mask_options(data["download"]["ytdlp_options"])
+        return data
 
 
 ENV_SECRETS = {

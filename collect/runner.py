@@ -1,15 +1,19 @@
-"""`collect run` orchestration: discover → per-video stages on an executor → dataset build.
+"""`collect run` orchestration: discover → per-video stages on an executor → (optionally)
+the dataset step the command layer passes in.
 
 Progress bars are fed by polling the run store, so they work the same for the local pool
-and for Ray tasks writing to a shared output folder.
+and for Ray tasks writing to a shared output folder. One run at a time per output folder
+(an exclusive lock on OUT/.lock).
 """
 from __future__ import annotations
 
+import fcntl
 import threading
 import time
 from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Callable
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
@@ -22,18 +26,42 @@ from collect.pipeline import STAGE_NAMES, VideoResult, VideoWorker, run_local, r
 from collect.records import Video
 from collect.store import RunStore
 
-EXIT_OK, EXIT_ITEM_FAILURES = 0, 3
+EXIT_OK, EXIT_ITEM_FAILURES, EXIT_USAGE = 0, 3, 2
 SOURCE_PREFIX = "source:"  # run-store key of a discovery source
-DATASET_KEY = "__dataset__"  # run-store key of the annotate step
+ITEM_PREFIX = "item:"  # run-store key of one failed discovery item (a video of a source)
+DATASET_KEY = "__dataset__"  # run-store key of the dataset step
+
+# (out, config, store, force, console) -> summary with "status": done | cached | failed
+DatasetStep = Callable[[Path, CollectConfig, RunStore, bool, Console], dict]
+
+
+class OutputFolderBusy(RuntimeError):
+    pass
+
+
+def lock_output(out: Path, stack: ExitStack) -> None:
+    """Hold an exclusive lock on OUT/.lock for the life of `stack` (one writer per output folder)."""
+    out.mkdir(parents=True, exist_ok=True)
+    fh = stack.enter_context(open(out / ".lock", "w"))
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise OutputFolderBusy(f"another `collect` process is working in {out}") from None
 
 
 def run_collect(out: Path, cfg: CollectConfig, *, sources: list[str], demo: bool = False, only: str | None = None,
-                force: list[str] | None = None, annotate: bool = True, console: Console | None = None) -> int:
+                force: list[str] | None = None, dataset_step: DatasetStep | None = None,
+                console: Console | None = None) -> int:
     console = console or Console(stderr=True)
     force = list(force or [])
     out = Path(out)
     started = time.perf_counter()
     with ExitStack() as stack:
+        try:
+            lock_output(out, stack)
+        except OutputFolderBusy as exc:
+            console.print(f"[red]{exc}[/red]")
+            return EXIT_USAGE
         store = stack.enter_context(RunStore(out))
         refresh = "discover" in force
         if demo:
@@ -43,15 +71,18 @@ def run_collect(out: Path, cfg: CollectConfig, *, sources: list[str], demo: bool
         atomic_write_json(out / "config.json", cfg.masked())
         failures = 0
         if only in (None, "discover") or "discover" in force:
-            failures += _discover(store, cfg, sources, force=refresh, console=console)
+            discover_failures = _discover(store, cfg, sources, force=refresh, console=console)
+            if discover_failures:
+                console.print(f"[yellow]discover: {discover_failures} item(s) failed (see `collect status`)[/yellow]")
+            failures += discover_failures
         videos = _selected_videos(store, cfg, sources)
         results: list[VideoResult] = []
         stages = [only] if only in STAGE_NAMES else ([] if only else STAGE_NAMES)
         if stages and videos:
             results = _execute(out, cfg, videos, stages, force, console)
         annotate_summary = None
-        if annotate and only in (None, "annotate"):
-            annotate_summary = _annotate(out, cfg, store, force="annotate" in force, console=console)
+        if dataset_step is not None and only in (None, "annotate"):
+            annotate_summary = dataset_step(out, cfg, store, "annotate" in force, console)
         elapsed = time.perf_counter() - started
         failures += _print_summary(store, results, annotate_summary, elapsed, console)
     return EXIT_ITEM_FAILURES if failures else EXIT_OK
@@ -79,14 +110,18 @@ def _start_demo(out: Path, cfg: CollectConfig, stack: ExitStack, console: Consol
 
 
 def _discover(store: RunStore, cfg: CollectConfig, sources: list[str], *, force: bool, console: Console) -> int:
-    """Discover each source once (cached by source + filters; `--force discover` refreshes)."""
+    """Discover each source once (cached by source + filters; `--force discover` refreshes).
+
+    A source's videos are kept even when some of its items failed; each failed item is its own
+    run-store row (and the source is retried on the next run). Returns the number of failures.
+    """
     from collect.stages.discover import discover
 
     failures = 0
     filters = cfg.discover.model_dump(mode="json")
     for source in sources:
         key = SOURCE_PREFIX + _source_identity(source)
-        fp = fingerprint("discover", filters, source if not _is_local(source) else _source_identity(source))
+        fp = fingerprint("discover", filters, _source_identity(source))
         row = store.get(key, "discover")
         if not force and row and row.status == "done" and row.fingerprint == fp:
             continue
@@ -95,14 +130,22 @@ def _discover(store: RunStore, cfg: CollectConfig, sources: list[str], *, force:
             result = discover([source], cfg.discover, cfg.download.ytdlp_options)
         store.upsert_videos(result.videos)
         store.record_discover_skips(result.skipped)
+        item_errors = [e for e in result.errors if e.source != source]
+        source_errors = [e for e in result.errors if e.source == source]
+        for err in item_errors:
+            item = ITEM_PREFIX + err.source
+            store.mark_running(item, "discover", fp)
+            store.mark_finished(item, "discover", "failed", fingerprint=fp, error_type=err.type,
+                                error_message=err.message)
+        failures += len(result.errors)
+        outputs = {"videos": [v.id for v in result.videos], "skipped": len(result.skipped),
+                   "failed_items": len(item_errors)}
         if result.errors:
-            failures += 1
-            err = result.errors[0]
-            store.mark_finished(key, "discover", "failed", fingerprint=fp, error_type=getattr(err, "type", "Error"),
-                                error_message=getattr(err, "message", str(err)))
+            first = (source_errors or item_errors)[0]
+            store.mark_finished(key, "discover", "failed", fingerprint=fp, outputs=outputs, error_type=first.type,
+                                error_message=f"{len(result.errors)} error(s); first: {first.message}")
         else:
-            store.mark_finished(key, "discover", "done", fingerprint=fp,
-                                outputs={"videos": [v.id for v in result.videos], "skipped": len(result.skipped)})
+            store.mark_finished(key, "discover", "done", fingerprint=fp, outputs=outputs)
     return failures
 
 
@@ -176,35 +219,6 @@ def _execute(out: Path, cfg: CollectConfig, videos: list[Video], stages: list[st
     return results
 
 
-def _annotate(out: Path, cfg: CollectConfig, store: RunStore, *, force: bool, console: Console) -> dict:
-    """The dataset build, skipped when no round input and no annotate setting changed."""
-    from annotate.flow import input_fingerprint, run_annotate
-
-    fp = input_fingerprint(out, cfg.annotate)
-    row = store.get(DATASET_KEY, "annotate")
-    if not force and row and row.status == "done" and row.fingerprint == fp and (out / "hub" / "README.md").exists():
-        return {"status": "cached", **row.outputs}
-    store.mark_running(DATASET_KEY, "annotate", fp)
-    try:
-        with console.status("building the dataset (clues, alignment, filters, reasoning, card)"):
-            summary = run_annotate(out, cfg.annotate, console=console)
-    except Exception as exc:  # recorded, reported; collect's artifacts stay intact
-        from collect.secrets import redact, secret_values
-
-        store.mark_finished(DATASET_KEY, "annotate", "failed", fingerprint=fp, error_type=type(exc).__name__,
-                            error_message=redact(str(exc), secret_values(cfg)))
-        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-    store.mark_finished(DATASET_KEY, "annotate", "done", fingerprint=fp, outputs=summary)
-    return {"status": "done", **summary}
-
-
-def run_annotate_step(out: Path, cfg: CollectConfig, *, force: bool, console: Console) -> int:
-    with RunStore(out) as store:
-        summary = _annotate(Path(out), cfg, store, force=force, console=console)
-    console.print(summary)
-    return EXIT_ITEM_FAILURES if summary.get("status") == "failed" else EXIT_OK
-
-
 def _print_summary(store: RunStore, results: list[VideoResult], annotate_summary: dict | None, elapsed: float,
                    console: Console) -> int:
     counts: dict[str, Counter] = {s: Counter() for s in STAGE_NAMES}
@@ -249,6 +263,14 @@ def status_report(out: Path, console: Console) -> None:
     for col in ("stage", "done", "failed", "pending", "skipped"):
         table.add_column(col, justify="right" if col != "stage" else "left")
     errors: Counter = Counter()
+    discover_rows = [r for r in rows if r.stage == "discover"]
+    sources = [r for r in discover_rows if r.video_id.startswith(SOURCE_PREFIX)]
+    items = [r for r in discover_rows if r.video_id.startswith(ITEM_PREFIX)]
+    table.add_row("discover (sources)", str(sum(r.status == "done" for r in sources)),
+                  str(sum(r.status == "failed" for r in sources)), str(sum(r.status == "running" for r in sources)),
+                  str(len(skips)))
+    for r in items:
+        errors[f"discover: {r.error_type}: {(r.error_message or '')[:120]}"] += 1
     for stage in STAGE_NAMES:
         c = Counter(r.status for r in rows if r.stage == stage and r.video_id in ids)
         pending = len(ids) - c["done"] - c["failed"] - c["skipped"]

@@ -9,7 +9,10 @@ come back as raw RGB on a pipe, so one ffmpeg process serves many timestamps:
 
 Times returned are the frames' real presentation times (read from ffmpeg's `showinfo`
 filter), not the requested ones, so callers can report exactly what they looked at.
-Any ffmpeg failure raises `VideoError` carrying ffmpeg's own message.
+Any ffmpeg failure raises `VideoError` carrying ffmpeg's own message. Every ffmpeg process has a
+deadline (`ffmpeg_timeout`: generous, proportional to the media it decodes) and is killed and
+reaped on every exit path, including a `transform` that raises, so none is left blocked on a
+full pipe.
 """
 from __future__ import annotations
 
@@ -32,7 +35,18 @@ _NOISE = re.compile(r"^(ffmpeg version|  built with|  configuration:|  lib|Input
 
 
 class VideoError(RuntimeError):
-    """ffmpeg could not read the file; the message is ffmpeg's."""
+    """ffmpeg could not read the file (the message is ffmpeg's), or ran past its deadline."""
+
+
+PROBE_TIMEOUT_S = 60.0  # `ffmpeg -i` reads headers only
+TIMEOUT_BASE_S = 60.0
+TIMEOUT_PER_MEDIA_S = 2.0  # seconds of wall time allowed per second of media decoded
+
+
+def ffmpeg_timeout(media_s: float) -> float:
+    """Deadline for an ffmpeg run decoding `media_s` seconds of media: far above real decode speed
+    (~10-100x real time here), so only a stuck process reaches it."""
+    return TIMEOUT_BASE_S + TIMEOUT_PER_MEDIA_S * max(0.0, media_s)
 
 
 @dataclass(frozen=True)
@@ -59,8 +73,12 @@ def probe(path: Path | str) -> VideoInfo:
     path = Path(path)
     if not path.is_file():
         raise VideoError(f"{path}: no such file")
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True,
-                          errors="replace")
+    try:
+        # subprocess.run kills and reaps the child when the timeout expires
+        proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True,
+                              text=True, errors="replace", timeout=PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise VideoError(f"{path.name}: ffmpeg probe timed out after {PROBE_TIMEOUT_S:.0f} s") from None
     err = proc.stderr
     stream = _VIDEO_STREAM.search(err)
     duration = _DURATION.search(err)
@@ -83,10 +101,11 @@ _PROBLEM = re.compile(r"error|invalid|corrupt|truncat|missing|partial", re.I)
 
 def _run_raw(path: Path, pre_input: list[str], vfilter: str, size: tuple[int, int],
              transform: Callable[[np.ndarray], object] | None,
-             diagnostics: list[str] | None = None) -> list[tuple[float, object]]:
+             diagnostics: list[str] | None = None, *, timeout_s: float) -> list[tuple[float, object]]:
     """Run ffmpeg with `vfilter` (+scale, +showinfo), read raw RGB frames as they arrive.
 
-    ffmpeg's complaints that did not stop it (damaged packets…) go to `diagnostics`.
+    ffmpeg's complaints that did not stop it (damaged packets…) go to `diagnostics`. Past
+    `timeout_s` the process is killed and `VideoError` names the file.
     """
     w, h = size
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "info", *pre_input, "-i", str(path),
@@ -95,18 +114,37 @@ def _run_raw(path: Path, pre_input: list[str], vfilter: str, size: tuple[int, in
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     err_chunks: list[bytes] = []
     reader = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()), daemon=True)
-    reader.start()
+    timed_out = threading.Event()
+
+    def expire() -> None:
+        timed_out.set()
+        proc.kill()  # unblocks our read: the pipe reaches EOF
+
+    watchdog = threading.Timer(timeout_s, expire)
+    watchdog.daemon = True
     frame_bytes = w * h * 3
     frames = []
-    while True:
-        buf = proc.stdout.read(frame_bytes)
-        if len(buf) < frame_bytes:
-            break
-        arr = np.frombuffer(buf, np.uint8).reshape(h, w, 3)
-        frames.append(transform(arr) if transform else arr)
-    proc.stdout.close()
-    code = proc.wait()
-    reader.join()
+    try:
+        reader.start()
+        watchdog.start()
+        while not timed_out.is_set():
+            buf = proc.stdout.read(frame_bytes)
+            if len(buf) < frame_bytes:
+                break
+            arr = np.frombuffer(buf, np.uint8).reshape(h, w, 3)
+            frames.append(transform(arr) if transform else arr)
+        proc.stdout.close()
+        code = proc.wait()
+    finally:
+        # whatever happened above (a raising transform, an interrupt): no ffmpeg left blocked on a full pipe
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        reader.join()
+    if timed_out.is_set() and code != 0:  # (a deadline hit just after a clean exit is no timeout)
+        raise VideoError(f"{path.name}: ffmpeg ran past its {timeout_s:g} s deadline and was stopped")
     stderr = b"".join(err_chunks).decode("utf-8", "replace")
     if code != 0:
         raise VideoError(f"{path.name}: {_ffmpeg_message(stderr)}")
@@ -122,11 +160,11 @@ def _run_raw(path: Path, pre_input: list[str], vfilter: str, size: tuple[int, in
 def sample_every(path: Path | str, every_s: float, *, start_s: float = 0.0, end_s: float | None = None,
                  max_side: int | None = None, info: VideoInfo | None = None,
                  transform: Callable[[np.ndarray], object] | None = None,
-                 diagnostics: list[str] | None = None) -> list[tuple[float, object]]:
+                 diagnostics: list[str] | None = None, timeout_s: float | None = None) -> list[tuple[float, object]]:
     """The first frame of every `every_s` bucket in [start_s, end_s), in one ffmpeg call.
 
     `transform` is applied to each frame as it is read (e.g. crop regions) so long videos
-    never hold all full frames in memory.
+    never hold all full frames in memory. `timeout_s` defaults to `ffmpeg_timeout(window)`.
     """
     path = Path(path)
     info = info or probe(path)
@@ -135,8 +173,9 @@ def sample_every(path: Path | str, every_s: float, *, start_s: float = 0.0, end_
         pre += ["-to", f"{end_s:.3f}"]
     # bucket index of the frame vs the last kept frame: no drift on non-integer frame rates
     expr = f"isnan(prev_selected_t)+gt(floor((t+0.001)/{every_s}),floor((prev_selected_t+0.001)/{every_s}))"
+    span = (info.duration_s if end_s is None else min(end_s, info.duration_s)) - start_s
     out = _run_raw(path, pre, f"select='{expr}'", fit_size(info.width, info.height, max_side), transform,
-                   diagnostics)
+                   diagnostics, timeout_s=ffmpeg_timeout(span) if timeout_s is None else timeout_s)
     return [(round(t + start_s, 3), f) for t, f in out]
 
 
@@ -144,8 +183,8 @@ _MAX_SELECT_TERMS = 48
 
 
 def frames_at(path: Path | str, times: Sequence[float], *, max_side: int | None = None,
-              info: VideoInfo | None = None, transform: Callable[[np.ndarray], object] | None = None
-              ) -> list[tuple[float, object]]:
+              info: VideoInfo | None = None, transform: Callable[[np.ndarray], object] | None = None,
+              timeout_s: float | None = None) -> list[tuple[float, object]]:
     """For each requested time, the first frame at or after it: [(frame time, frame)], in order.
 
     One ffmpeg process covers all requests: it seeks to the earliest and decodes up to the
@@ -159,7 +198,8 @@ def frames_at(path: Path | str, times: Sequence[float], *, max_side: int | None 
     if len(wanted) > _MAX_SELECT_TERMS:  # ffmpeg's expression parser refuses ~90+ terms
         out = []
         for i in range(0, len(wanted), _MAX_SELECT_TERMS):
-            chunk = frames_at(path, wanted[i:i + _MAX_SELECT_TERMS], max_side=max_side, info=info, transform=transform)
+            chunk = frames_at(path, wanted[i:i + _MAX_SELECT_TERMS], max_side=max_side, info=info, transform=transform,
+                              timeout_s=timeout_s)
             out.extend(item for item in chunk if not out or item[0] > out[-1][0])
         return out
     origin = max(0.0, wanted[0] - 0.5)
@@ -169,7 +209,8 @@ def frames_at(path: Path | str, times: Sequence[float], *, max_side: int | None 
     terms = "+".join(f"gte(t,{r - 0.001:.3f})*(isnan(prev_t)+lt(prev_t,{r - 0.001:.3f}))" for r in rel)
     pre = ["-ss", f"{origin:.3f}"] if origin > 0 else []
     pre += ["-t", f"{rel[-1] + 2.0:.3f}"]
-    out = _run_raw(path, pre, f"select='{terms}'", fit_size(info.width, info.height, max_side), transform)
+    out = _run_raw(path, pre, f"select='{terms}'", fit_size(info.width, info.height, max_side), transform,
+                   timeout_s=ffmpeg_timeout(rel[-1] + 2.0) if timeout_s is None else timeout_s)
     return [(round(t + origin, 3), f) for t, f in out]
 
 

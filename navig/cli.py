@@ -42,6 +42,9 @@ def locate(
     max_new_tokens: int = typer.Option(512, help="Reasoner answer length."),
     crop_max_new_tokens: int = typer.Option(96, help="Sign text / crop comment length."),
     guess_max_new_tokens: int = typer.Option(128, help="Guesser answer length."),
+    retry_failed: bool = typer.Option(False, "--retry-failed",
+                                      help="Locate again the images whose line in --out is an infrastructure "
+                                           "failure (VLM server/request error); the new line supersedes it."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Locate images with the Navig pipeline; one JSON line per image in --out."""
@@ -60,7 +63,7 @@ def locate(
         items = collect_images(images)
     except FileNotFoundError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    summary = locate_to_jsonl(items, out, options, report=report)
+    summary = locate_to_jsonl(items, out, options, report=report, retry_failed=retry_failed)
     typer.echo(json.dumps(summary, ensure_ascii=False))
 
 

@@ -74,7 +74,7 @@ def eval_command(
     ablation: List[str] = typer.Option(["full"], help=f"one of {', '.join(ABLATIONS)}; repeatable"),
     backend: Optional[str] = typer.Option(None, help="transformers | openai"),
     base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL"),
-    guidebook: Optional[str] = typer.Option(None, help="guidebook JSONL for the Searcher"),
+    guidebook: Optional[str] = typer.Option(None, help="guidebook folder built by `navig guidebook build` (Searcher)"),
     geocoder: Optional[str] = typer.Option(None, help="offline | nominatim"),
     batch_size: Optional[int] = typer.Option(None, help="images per pipeline batch"),
     option: Optional[List[str]] = typer.Option(None, help="extra LocateOptions field KEY=VALUE; repeatable"),
@@ -82,6 +82,9 @@ def eval_command(
     cache_dir: Optional[Path] = typer.Option(None, help="where images of HF datasets are written (default OUT/_images)"),
     policy: str = typer.Option("miss", help="failure policy: miss | antipode"),
     rouge: bool = typer.Option(False, help="also score the Reasoner's reasoning with ROUGE (naviclues benchmarks)"),
+    retry_failed: bool = typer.Option(False, "--retry-failed",
+                                      help="redo samples whose earlier line is an infrastructure failure "
+                                           "(VLM server/request error), not an unparseable answer"),
 ) -> None:
     """Run the locate pipeline over benchmarks (resumable), score, write predictions/metrics/tables."""
     from collect.fsutil import atomic_write_text
@@ -102,7 +105,8 @@ def eval_command(
         if bench.problems:
             console.print(f"[yellow]{bench.name}: {len(bench.problems)} unusable row(s), first: {bench.problems[0]}")
         for abl in ablation:
-            runs.append(run_eval(bench, options, out / benchmark_name(spec) / abl, ablation=abl, policy=policy))
+            runs.append(run_eval(bench, options, out / benchmark_name(spec) / abl, ablation=abl, policy=policy,
+                                 retry_failed=retry_failed))
         if rouge and parse_spec(spec)[0] == "naviclues":
             from navig.eval.rouge import evaluate_reasoning
 
@@ -118,7 +122,9 @@ def eval_command(
 
 
 def reproduce_command(
-    model: List[str] = typer.Option(..., help="NAME=ID_OR_PATH (NAME matches the paper rows, e.g. qwen2-vl); repeatable"),
+    model: Optional[List[str]] = typer.Option(
+        None, help="NAME=ID_OR_PATH (NAME matches the paper rows, e.g. qwen2-vl); repeatable; "
+                   "required unless --dry-run (which then plans the paper's Qwen/Qwen2-VL-7B-Instruct)"),
     out: Path = typer.Option(Path("runs/reproduce"), help="output folder"),
     adapter: Optional[List[str]] = typer.Option(None, help="NAME=ADAPTER_DIR; repeatable"),
     benchmark: Optional[List[str]] = typer.Option(None, help="benchmark specs (default: gws5k, im2gps3k under the data root)"),
@@ -128,16 +134,30 @@ def reproduce_command(
     limit: Optional[int] = typer.Option(None, help="first N samples of each benchmark"),
     backend: Optional[str] = typer.Option(None, help="transformers | openai"),
     base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL"),
-    guidebook: Optional[str] = typer.Option(None, help="guidebook JSONL for the Searcher"),
+    guidebook: Optional[str] = typer.Option(None, help="guidebook folder built by `navig guidebook build` (Searcher)"),
     geocoder: Optional[str] = typer.Option(None, help="offline | nominatim"),
     batch_size: Optional[int] = typer.Option(None),
     option: Optional[List[str]] = typer.Option(None, help="extra LocateOptions field KEY=VALUE; repeatable"),
+    retry_failed: bool = typer.Option(False, "--retry-failed",
+                                      help="redo samples whose earlier line is an infrastructure failure"),
 ) -> None:
     """Run models x benchmarks x ablations (resumable) and print the paper's tables beside ours."""
     from collect.fsutil import atomic_write_text
-    from navig.eval.reproduce import parse_model_specs, reproduce
+    from navig.eval.reproduce import parse_model_specs, placeholder_model_specs, reproduce
 
-    specs = parse_model_specs(model, adapter)
+    if model:
+        try:
+            specs = parse_model_specs(model, adapter)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--adapter") from None
+    elif dry_run:
+        if adapter:
+            raise typer.BadParameter("--adapter needs the --model it belongs to", param_hint="--adapter")
+        specs = placeholder_model_specs()
+    else:
+        raise typer.BadParameter("a real run needs at least one model, e.g. --model qwen2-vl=Qwen/Qwen2-VL-7B-Instruct "
+                                 "(with --adapter qwen2-vl=ADAPTER_DIR); only --dry-run plans without one",
+                                 param_hint="--model")
     extra = _parse_options(option)
     result = reproduce(
         specs, benchmark or ["gws5k", "im2gps3k"], out, ablations=_check_ablations(ablation or list(ABLATIONS)),
@@ -146,7 +166,7 @@ def reproduce_command(
                                                    guidebook=guidebook, geocoder=geocoder,
                                                    batch_size=batch_size, extra=extra),
         rouge_kwargs={"backend": backend or "transformers", "base_url": base_url},
-        echo=typer.echo,
+        echo=typer.echo, retry_failed=retry_failed,
     )
     if not dry_run:
         atomic_write_text(out / "report.md", result["report"])

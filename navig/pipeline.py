@@ -5,7 +5,16 @@ one Reasoner `generate`, one detector forward pass (all prompts at once), one CL
 guidebook, one `generate` for every crop-level question (sign text + comments), one Guesser
 `generate`. Every tool is loaded once per `NavigPipeline`. Each image yields a row with a
 prediction or a failure reason and a full trace; a stage that fails is recorded in the trace
-(`errors`) and the image goes on with what it has.
+(`errors`) and the image goes on with what it has. VLM requests fail one by one
+(`VLM.generate_each`): a request that still fails after the backend's retries marks only its own
+image.
+
+A failed row says why in `failure` and what kind of failure it was in `failure_kind`:
+`image` (unreadable file), `backend` (the Guesser's VLM request failed: server down, HTTP error),
+`pipeline` (the Guesser stage itself crashed) or `unparseable` (the model answered, but nothing
+placeable could be read). `backend` and `pipeline` failures say nothing about the model, so
+`locate_to_jsonl(retry_failed=True)` locates those images again; the new line supersedes the old
+one (every reader keeps the LAST line per id).
 """
 from __future__ import annotations
 
@@ -19,7 +28,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from navig.backends.base import VLM, VLMRequest, load_vlm
+from navig.backends.base import VLM, VLMError, VLMRequest, load_vlm
 from navig.guesser import build_guesser_prompt, parse_answer, resolve_prediction
 from navig.prompts import REASONING_PROMPT
 from navig.reasoner import Reasoner
@@ -31,6 +40,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "Qwen/Qwen2-VL-7B-Instruct"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+FAILURE_KINDS = ("image", "backend", "pipeline", "unparseable")
+# infrastructure failures: redoing them can succeed without changing the model or the image
+RETRYABLE_FAILURE_KINDS = frozenset({"backend", "pipeline"})
 
 
 @dataclass
@@ -75,6 +87,7 @@ class _Item:
     path: Path
     image: Image.Image | None = None
     failure: str | None = None
+    failure_kind: str | None = None
     trace: dict = field(default_factory=dict)
 
 
@@ -142,14 +155,18 @@ class NavigPipeline:
                 it.trace["image_size"] = list(it.image.size)
             except (OSError, ValueError) as exc:
                 it.failure = f"unreadable image {it.path}: {exc}"
+                it.failure_kind = "image"
         live = [it for it in items if it.image is not None]
         crops: dict[str, list] = {it.id: [] for it in live}
         stats_before = self.vlm.stats.snapshot()
 
         if o.use_reasoner and live:
             def reason():
-                for it, text in zip(live, self.reasoner.reason([it.image for it in live])):
-                    it.trace["reasoning"] = text
+                for it, text in zip(live, self.reasoner.reason_each([it.image for it in live])):
+                    if isinstance(text, VLMError):  # this image goes on without a reasoning
+                        it.trace["errors"].append(f"reasoner: {text}")
+                    else:
+                        it.trace["reasoning"] = text
             self._stage(live, "reasoner", reason)
 
         if o.use_searcher and self.detector is not None and live:
@@ -183,8 +200,12 @@ class NavigPipeline:
         for it in items:
             t = it.trace
             if it.failure is None and t.get("prediction") is None:
-                guesser_errors = [e for e in t["errors"] if e.startswith("guesser")]
-                it.failure = t.get("failure") or (guesser_errors[-1] if guesser_errors else "no answer from the guesser")
+                if t.get("failure"):
+                    it.failure, it.failure_kind = t["failure"], t["failure_kind"]
+                else:  # the guesser stage crashed before answering this image
+                    guesser_errors = [e for e in t["errors"] if e.startswith("guesser")]
+                    it.failure = guesser_errors[-1] if guesser_errors else "no answer from the guesser"
+                    it.failure_kind = "pipeline"
             t["tool_usage"].update({
                 "detections": len(t["detections"]), "crops": len(t["crops"]),
                 "guidebook_hits": len(t["guidebook_hits"]),
@@ -193,8 +214,10 @@ class NavigPipeline:
                 "batch_vlm_calls": batch_vlm, "batch_size": len(items),
             })
             rows.append({"id": it.id, "image": str(it.path), "prediction": t.pop("prediction", None),
-                         "failure": it.failure, "policy": t.get("policy"), "trace": t})
+                         "failure": it.failure, "failure_kind": it.failure_kind if it.failure else None,
+                         "policy": t.get("policy"), "trace": t})
             t.pop("failure", None)
+            t.pop("failure_kind", None)
         return rows
 
     def _crop_questions(self, live: list[_Item], crops: dict[str, list]) -> None:
@@ -213,10 +236,15 @@ class NavigPipeline:
                     rapid_targets.append((it, k, crop))
                 requests.append(self.commenter.request(crop.image, crop.label))
                 slots.append((it, k, "comment"))
-        answers = self.vlm.generate(requests) if requests else []
+        answers = self.vlm.generate_each(requests) if requests else []
         for (it, k, kind), answer in zip(slots, answers):
             label = crops[it.id][k].label
-            if kind == "ocr":
+            if isinstance(answer, VLMError):  # only this crop question is lost
+                it.trace["errors"].append(f"crop_vlm: crop {k} {kind}: {answer}")
+                entry = {"crop": k, "label": label, "text": None, "error": str(answer)}
+                it.trace["ocr" if kind == "ocr" else "comments"].append(
+                    {**entry, "raw": None} if kind == "ocr" else entry)
+            elif kind == "ocr":
                 it.trace["ocr"].append({"crop": k, "label": label, "raw": answer, "text": VLMOcr.parse(answer)})
             else:
                 it.trace["comments"].append({"crop": k, "label": label, "text": answer})
@@ -263,11 +291,16 @@ class NavigPipeline:
             t["tool_usage"].update(usage)
             requests.append(VLMRequest(images=[it.image], prompt=prompt, max_new_tokens=o.guess_max_new_tokens,
                                        temperature=o.guess_temperature))
-        answers = self.vlm.generate(requests)
+        answers = self.vlm.generate_each(requests)
         for it, answer in zip(live, answers):
+            if isinstance(answer, VLMError):  # no answer at all: an infrastructure failure, retryable
+                it.trace["errors"].append(f"guesser: {answer}")
+                it.trace.update(prediction=None, failure=f"guesser: {answer}", failure_kind="backend")
+                continue
             resolution = resolve_prediction(parse_answer(answer), self.geocoder)
             it.trace.update(raw_answer=answer, parsed=resolution.parsed, policy=resolution.policy,
-                            prediction=resolution.prediction, failure=resolution.failure)
+                            prediction=resolution.prediction, failure=resolution.failure,
+                            failure_kind="unparseable" if resolution.failure else None)
 
     def tool_usage(self) -> dict:
         return {"vlm": self.vlm.stats.snapshot(),
@@ -276,9 +309,37 @@ class NavigPipeline:
 
 
 # ---- JSONL driver -----------------------------------------------------------------------
-def read_done(out: Path) -> dict[str, dict]:
-    """Rows already written, by id. A truncated last line (a crash mid-write) is cut off so the
-    file stays valid JSONL for the appends that follow."""
+def failure_kind(row: dict) -> str | None:
+    """The row's `failure_kind` (None when it has a prediction). Rows written before the field
+    existed are classified from their `failure` text the way the pipeline wrote it then."""
+    failure = row.get("failure")
+    if not failure and row.get("prediction") is not None:
+        return None
+    kind = row.get("failure_kind")
+    if kind:
+        return kind
+    text = str(failure or "")
+    if text.startswith("unreadable image"):
+        return "image"
+    if text.startswith("guesser:") or text == "no answer from the guesser" or not text:
+        return "backend"  # the old pipeline wrote a failed guesser request this way
+    return "unparseable"
+
+
+def needs_retry(row: dict) -> bool:
+    """True for a failed row whose cause was infrastructure (see RETRYABLE_FAILURE_KINDS)."""
+    return failure_kind(row) in RETRYABLE_FAILURE_KINDS
+
+
+def read_done(out: Path | str, *, repair: bool = True) -> dict[str, dict]:
+    """Rows already written, by id; the LAST line of an id wins (a retried row supersedes the
+    failure before it), as in `navig.eval.metrics.load_predictions`.
+
+    A truncated last line (a crash mid-write) is ignored; with `repair` (the default) it is also
+    cut off so the file stays valid JSONL for the appends that follow (`repair=False`: read-only,
+    e.g. for a dry run). A corrupt line elsewhere is an error naming the file and byte offset.
+    """
+    out = Path(out)
     done: dict[str, dict] = {}
     if not out.exists():
         return done
@@ -297,6 +358,8 @@ def read_done(out: Path) -> dict[str, dict]:
         if isinstance(row, dict) and "id" in row:
             done[str(row["id"])] = row
         good_end = offset
+    if not repair:
+        return done
     if good_end < len(data):
         log.warning("%s: dropping a truncated last line (%d bytes)", out, len(data) - good_end)
         with open(out, "rb+") as fh:
@@ -330,11 +393,18 @@ def collect_images(inputs: list[Path | str]) -> list[tuple[str, Path]]:
 
 
 def locate_to_jsonl(items: list[tuple[str, Path]], out: Path, options: LocateOptions,
-                    report: Path | None = None, pipeline: NavigPipeline | None = None) -> dict:
+                    report: Path | None = None, pipeline: NavigPipeline | None = None, *,
+                    retry_failed: bool = False) -> dict:
     """Locate every (id, image) not yet in `out`, appending one flushed line per image.
 
+    `retry_failed`: also locate again the ids whose last line is an infrastructure failure
+    (`failure_kind` backend/pipeline, e.g. the server was down); the new line supersedes the old
+    one. Unreadable images and unparseable answers are final either way.
+
     Models load only when there is work left. Returns a summary: done (this run), skipped
-    (already in `out`), failures (this run), policies, tool_usage, seconds.
+    (already in `out`), retried (ids redone by `retry_failed`), failures (this run) with their
+    reasons and kinds, stage_errors (rows of this run with a prediction but a failed tool/stage in
+    `trace.errors`), policies, tool_usage, seconds.
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -342,11 +412,13 @@ def locate_to_jsonl(items: list[tuple[str, Path]], out: Path, options: LocateOpt
     unique: dict[str, Path] = {}
     for ident, path in items:
         unique.setdefault(str(ident), Path(path))
-    todo = [(i, p) for i, p in unique.items() if i not in done]
-    summary = {"done": 0, "skipped": len(unique) - len(todo), "failures": 0, "failure_reasons": {},
-               "policies": {}, "tool_usage": {}, "out": str(out), "seconds": 0.0}
+    retry = {i for i in unique if i in done and retry_failed and needs_retry(done[i])}
+    todo = [(i, p) for i, p in unique.items() if i not in done or i in retry]
+    summary = {"done": 0, "skipped": len(unique) - len(todo), "retried": len(retry), "failures": 0,
+               "failure_reasons": {}, "failure_kinds": {}, "stage_errors": 0, "policies": {}, "tool_usage": {},
+               "out": str(out), "seconds": 0.0}
     start = time.perf_counter()
-    policies, reasons = Counter(), Counter()
+    policies, reasons, kinds = Counter(), Counter(), Counter()
     if todo:
         pipeline = pipeline or NavigPipeline(options)
         with open(out, "a", encoding="utf-8") as fh:
@@ -359,11 +431,14 @@ def locate_to_jsonl(items: list[tuple[str, Path]], out: Path, options: LocateOpt
                     if row["failure"]:
                         summary["failures"] += 1
                         reasons[row["failure"].split(":")[0]] += 1
+                        kinds[row["failure_kind"]] += 1
                     else:
                         policies[row["policy"]] += 1
+                        summary["stage_errors"] += bool(row["trace"]["errors"])
         summary["tool_usage"] = pipeline.tool_usage()
     summary["policies"] = dict(policies)
     summary["failure_reasons"] = dict(reasons)
+    summary["failure_kinds"] = dict(kinds)
     summary["seconds"] = round(time.perf_counter() - start, 3)
     if report is not None:
         from navig.report import render_report

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from navig.backends.base import VLM, VLMRequest
+from navig.backends.base import VLM, VLMError, VLMRequest
 from navig.prompts import REASONING_PROMPT
 
 
@@ -25,3 +25,7 @@ class Reasoner:
 
     def reason(self, images: list[Image.Image]) -> list[str]:
         return self.vlm.generate(self.requests(images)) if images else []
+
+    def reason_each(self, images: list[Image.Image]) -> list[str | VLMError]:
+        """One reasoning or one `VLMError` per image: a failed request costs only its image."""
+        return self.vlm.generate_each(self.requests(images)) if images else []

@@ -102,7 +102,8 @@ def render_row(row: dict, max_side: int = 480) -> str:
         verdict = (f'<p class="ok">{_e(pred.get("city"))}, {_e(pred.get("country"))} — '
                    f'{pred["latitude"]:.4f}, {pred["longitude"]:.4f} (policy: {_e(row.get("policy"))})</p>')
     else:
-        verdict = f'<p class="fail">failure: {_e(row.get("failure"))}</p>'
+        kind = f' ({_e(row["failure_kind"])})' if row.get("failure_kind") else ""
+        verdict = f'<p class="fail">failure{kind}: {_e(row.get("failure"))}</p>'
     hits = _table([[h["crop"], h["label"], h.get("country"), h["distance"], h["clue"]]
                    for h in trace.get("guidebook_hits", [])], ["crop", "label", "country", "distance", "clue"])
     ocr = _table([[x["crop"], x["label"], x.get("text")] for x in trace.get("ocr", [])], ["crop", "label", "text"])

@@ -171,6 +171,59 @@ def test_client_typed_errors(corpus):
         GeoGuessrClient("http://127.0.0.1:9", retries=1, backoff_s=0, timeout_s=1).get_challenge(TOKEN)
 
 
+class _RecordingServer:
+    """127.0.0.1 server that records each request's Cookie header; redirects when `redirect_to` is set."""
+
+    def __init__(self, redirect_to: str | None = None):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        import threading
+
+        self.cookies: list[str | None] = []
+        self.redirect_to = redirect_to
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                server.cookies.append(self.headers.get("Cookie"))
+                if server.redirect_to:
+                    self.send_response(302)
+                    self.send_header("Location", server.redirect_to + self.path)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = json.dumps(challenge_payload(TOKEN)).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.mark.parametrize("target_host", ["localhost", "127.0.0.1"])  # another host; the same host, another port
+def test_cookie_does_not_follow_a_redirect(target_host):
+    with _RecordingServer() as elsewhere, \
+            _RecordingServer(redirect_to=f"http://{target_host}:{elsewhere.port}") as api:
+        with GeoGuessrClient(f"http://127.0.0.1:{api.port}", COOKIE, retries=0, timeout_s=5) as client:
+            assert client.get_challenge(TOKEN)["challenge"]["token"] == TOKEN  # served after the redirect
+    assert api.cookies == [f"_ncfa={COOKIE}"]  # the configured base gets the cookie …
+    assert elsewhere.cookies == [None]  # … the redirect target does not
+
+
 def test_offline_dir_combined_and_separate(tmp_path):
     offline = tmp_path / "offline"
     offline.mkdir()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from collect.cli import dataset_step
 from collect.config import load_config
 from collect.demo.generate import generate_corpus
 from collect.demo.server import DemoServer
@@ -66,7 +67,8 @@ def test_bad_inputs_are_item_errors_and_the_rest_completes(bad_corpus, tmp_path)
                                  "challenge.retries=3", "challenge.backoff_s=0.01"])
     with DemoServer(corpus, faults=faults) as server:
         cfg = cfg.model_copy(update={"challenge": cfg.challenge.model_copy(update={"api_base": server.url})})
-        code = run_collect(out, cfg, sources=[server.feed_url], annotate=True, console=Console(file=open(os.devnull, "w")))
+        code = run_collect(out, cfg, sources=[server.feed_url], dataset_step=dataset_step,
+                           console=Console(file=open(os.devnull, "w")))
         throttled_hits = server.requests_matching("/api/v3/challenges/" + token[roles["api429"]])
     assert code == EXIT_ITEM_FAILURES
     with RunStore(out) as store:
@@ -110,8 +112,7 @@ def test_ray_executor_matches_local(tmp_path, executor):
             cfg = load_config(overrides=[f"run.executor={name}", "run.workers=2"])
             cfg = cfg.model_copy(update={"challenge": cfg.challenge.model_copy(update={"api_base": server.url})})
             out = tmp_path / name
-            code = run_collect(out, cfg, sources=[server.feed_url], annotate=False,
-                               console=Console(file=open(os.devnull, "w")))
+            code = run_collect(out, cfg, sources=[server.feed_url], console=Console(file=open(os.devnull, "w")))
             assert code == 0
             outputs[name] = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted((out / "videos").rglob("*"))
                              if p.is_file() and p.name != "info.json"}
@@ -119,8 +120,31 @@ def test_ray_executor_matches_local(tmp_path, executor):
     assert outputs["local"] == outputs[executor]
 
 
+def test_one_bad_url_in_a_source_keeps_the_others(tmp_path):
+    corpus = tmp_path / "corpus"
+    generate_corpus(corpus, n_videos=1, seed=11, **TINY)
+    out = tmp_path / "out"
+    with DemoServer(corpus) as server:
+        urls = tmp_path / "urls.txt"
+        urls.write_text(f"# a list with one dead link\n{server.feed_url}\nhttp://127.0.0.1:9/gone\n")
+        cfg = load_config(overrides=["download.retries=1", "download.backoff_s=0.01"])
+        cfg = cfg.model_copy(update={"challenge": cfg.challenge.model_copy(update={"api_base": server.url})})
+        code = run_collect(out, cfg, sources=[str(urls)], console=Console(file=open(os.devnull, "w")))
+    assert code == EXIT_ITEM_FAILURES
+    with RunStore(out) as store:
+        rows = store.rows()
+        videos = store.videos()
+    assert len(videos) == 1
+    assert {(r.stage, r.status) for r in rows if r.video_id == videos[0].id} >= {("frames", "done"), ("challenge", "done")}
+    failed_items = [r for r in rows if r.stage == "discover" and r.video_id.startswith("item:")]
+    assert len(failed_items) == 1 and "9/gone" in failed_items[0].video_id and failed_items[0].error_message
+    status = subprocess.run(collect_cmd() + ["status", "--out", str(out)], capture_output=True, text=True)
+    assert "discover" in status.stdout and "top error causes" in status.stdout
+
+
 def test_secrets_never_reach_logs_store_or_artifacts(tmp_path):
     cookie, key = "ncfa-S3CRET-cookie-value-123", "AIzaS3CRET-maps-key-456"
+    ytdlp_password = "yt-S3CRET-password-789"
     corpus = tmp_path / "corpus"
     truth = generate_corpus(corpus, n_videos=2, seed=7, **TINY)
     bad_token = truth["videos"][1]["challenge_token"]
@@ -131,17 +155,21 @@ def test_secrets_never_reach_logs_store_or_artifacts(tmp_path):
         proc = subprocess.run(
             collect_cmd() + ["run", server.feed_url, "--out", str(out), "--set", f"challenge.api_base={server.url}",
                              "--set", f"streetview.base_url={server.streetview_url}", "--set", "challenge.retries=1",
+                             "--set", f"download.ytdlp_options.videopassword={ytdlp_password}",
                              "--set", "challenge.backoff_s=0.01"],
             capture_output=True, text=True, env=env, timeout=300)
-        config_proc = subprocess.run(collect_cmd() + ["config"], capture_output=True, text=True, env=env)
+        config_proc = subprocess.run(collect_cmd() + ["config", "--set", f"download.ytdlp_options.password={ytdlp_password}"],
+                                     capture_output=True, text=True, env=env)
     assert proc.returncode == EXIT_ITEM_FAILURES, proc.stderr[-3000:]  # the 500 video failed
     with RunStore(out) as store:
         rows = {(r.video_id, r.stage): r.status for r in store.rows()}
     good = truth["videos"][0]["id"]
     assert rows[(good, "challenge")] == "done" and rows[(good, "streetview")] == "done"  # secrets were used
+    assert json.loads(config_proc.stdout)["download"]["ytdlp_options"]["password"] == "**********"
     for text in (proc.stdout, proc.stderr, config_proc.stdout, config_proc.stderr):
-        assert cookie not in text and key not in text
+        assert cookie not in text and key not in text and ytdlp_password not in text
     for path in out.rglob("*"):
         if path.is_file():
             blob = path.read_bytes()
-            assert cookie.encode() not in blob and key.encode() not in blob, path
+            for secret in (cookie, key, ytdlp_password):
+                assert secret.encode() not in blob, (path, secret)

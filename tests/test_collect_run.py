@@ -146,6 +146,13 @@ def test_sigkill_at_several_points_then_rerun_is_identical(tmp_path):
         assert conn.execute("SELECT COUNT(*) FROM stage_runs WHERE status='running'").fetchone()[0] == 0
     assert not list(out.rglob("*.part*"))
 
+    # a later failure of a stage invalidates its old artifact: no build from stale captions
+    proc = run_cli(["run", "--demo", "--out", str(out), *SMALL, "--set", "transcript.backend=whisper"])
+    assert proc.returncode == 3
+    assert "annotate" in proc.stderr and dataset_rows(out) == []
+    drops = [json.loads(line) for line in (out / "dataset" / "drops.jsonl").read_text().splitlines()]
+    assert drops and all(any("empty transcript" in r for r in d["reasons"]) for d in drops)
+
 
 def _ngrams(text: str, n: int = 5) -> set[tuple[str, ...]]:
     words = [w.strip(".,!?").lower() for w in text.split()]
@@ -212,3 +219,9 @@ def test_force_and_only(demo_run):
     assert _table_row(proc.stderr, "frames")[1] == "2"  # its input changed, so it reran
     bad = run_cli(["run", "--demo", "--out", str(out), "--only", "nonsense"])
     assert bad.returncode == 2 and "unknown stage" in bad.stderr
+    proc = run_cli(["run", "--demo", "--out", str(out), "--force", "discover"])
+    assert proc.returncode == 0 and "all stages skipped" in proc.stderr  # relisted; nothing changed
+    bad = run_cli(["run", "--demo", "--out", str(out), "--set", "annotate.reasoning.backend=nonsense"])
+    assert bad.returncode == 2 and "configuration error" in bad.stderr
+    missing = run_cli(["annotate", "--out", str(out.parent / "no-such-run")])
+    assert missing.returncode == 2 and "no run store" in missing.stderr

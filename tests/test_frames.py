@@ -142,3 +142,62 @@ def test_video_helpers_pick_real_frame_times(corpus):
     assert fit_size(1280, 720, 960) == (960, 540)
     ((t, image),) = images_at(path, [tv["rounds"][0]["guess_s"] + 1])
     assert image.size == (640, 360) and t == tv["rounds"][0]["guess_s"] + 1
+
+
+def _ffmpeg_children() -> list[int]:
+    """ffmpeg processes whose parent is this test process (any state, zombies included)."""
+    import os
+
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == os.getpid() and "ffmpeg" in (stat.parent / "cmdline").read_bytes().decode(errors="replace"):
+                found.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue  # the process went away while we looked
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_a_raising_transform_leaves_no_ffmpeg_behind(tmp_path):
+    import subprocess
+
+    from collect.video import ffmpeg_exe, frames_at, sample_every
+
+    video = tmp_path / "many_frames.mp4"
+    # 300 frames of 160x120 RGB: far more than a pipe buffer holds, so an abandoned ffmpeg would block writing
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=30",
+                    "-t", "10", "-pix_fmt", "yuv420p", str(video)], check=True)
+
+    def boom(frame):
+        raise RuntimeError("consumer failed")
+
+    assert _ffmpeg_children() == []
+    with pytest.raises(RuntimeError, match="consumer failed"):
+        sample_every(video, 0.01, transform=boom)
+    with pytest.raises(RuntimeError, match="consumer failed"):
+        frames_at(video, [1.0, 2.0, 3.0], transform=boom)
+    assert _ffmpeg_children() == []  # killed and reaped, not blocked on a full pipe
+
+
+def test_ffmpeg_past_its_deadline_is_stopped_with_a_clear_error(tmp_path):
+    import subprocess
+
+    from collect.video import VideoError, ffmpeg_exe, ffmpeg_timeout, sample_every
+
+    assert ffmpeg_timeout(600) == 60 + 2 * 600 and ffmpeg_timeout(-1) == 60
+    video = tmp_path / "slow.mp4"
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=30",
+                    "-t", "10", "-pix_fmt", "yuv420p", str(video)], check=True)
+
+    def slow(frame):  # a consumer slower than the deadline allows
+        time.sleep(0.05)
+        return frame.shape
+
+    started = time.perf_counter()
+    with pytest.raises(VideoError, match=r"slow\.mp4: ffmpeg ran past its 0.3 s deadline"):
+        sample_every(video, 0.01, transform=slow, timeout_s=0.3)
+    assert time.perf_counter() - started < 5  # stopped at the deadline, not after all 300 frames
+    if Path("/proc/self/stat").exists():
+        assert _ffmpeg_children() == []

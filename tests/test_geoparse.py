@@ -113,6 +113,33 @@ def test_word_like_subdivisions_and_languages_stay_weak(parser):
     assert parser.predict(text).country_code == "UY"
 
 
+def test_opening_result_talk_is_the_previous_rounds(parser):
+    previous = "oh it was chile 4000 points that's a good score chile is a great country chile chile "
+    this_round = REASONING + "these look like argentinian bollards i think argentina"
+    assert parser.predict(previous + this_round).country_code == "AR"
+
+
+OPENING = "oh it was mexico city i got the country right not too far away okay now "
+NEXT_ROUND = REASONING + "these plates look american so i'll guess the united states let's see oh it was canada "
+AFTER_NEXT_REVEAL = ("so yeah the plates fooled me there the canadian ones are white too i should have checked the "
+                     "signs more carefully and the poles ")
+
+
+def test_window_cut_a_round_late_opens_with_this_rounds_result(parser):
+    # reveal → a whole other round (reasoning, guess, reveal, talk about it): the opening reveal is this round's
+    late = parser.predict(OPENING + NEXT_ROUND + AFTER_NEXT_REVEAL)
+    assert late.country_code == "MX" and late.evidence[0].startswith("this round's result opens the window")
+    # a window that ends at its reveal is that round's; its opening reveal is the previous round's
+    assert parser.predict(OPENING + NEXT_ROUND).country_code == "CA"
+
+
+def test_known_guess_time_keeps_the_window(parser):
+    # our own rounds are segmented by OCR: with word times and guess_s the reveal after guess_s decides
+    words = [{"text": w, "start": float(i)} for i, w in enumerate((OPENING + NEXT_ROUND + AFTER_NEXT_REVEAL).split())]
+    guess_s = float((OPENING + NEXT_ROUND).split().index("oh", 20))
+    assert parser.predict(words, guess_s=guess_s).country_code == "CA"
+
+
 @pytest.mark.skipif(not DEV.exists(), reason="../shared reference data is absent")
 def test_dev_rounds_accuracy_floor(tmp_path):
     out = tmp_path / "preds.jsonl"
@@ -120,6 +147,6 @@ def test_dev_rounds_accuracy_floor(tmp_path):
                            "--out", str(out)], capture_output=True, text=True, timeout=120, check=True)
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["rows"] >= 140
-    assert summary["country_accuracy"] >= 0.77  # last-country-mentioned baseline: 0.577; this parser: 0.79
+    assert summary["country_accuracy"] >= 0.79  # last-country-mentioned baseline: 0.577; this parser: 0.804
     preds = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(preds) == 144 and {"id", "truth", "pred", "evidence"} <= set(preds[0])

@@ -85,6 +85,41 @@ def test_openai_backend_against_local_server(images, monkeypatch):
         assert vlm.stats.snapshot()["requests"] == 2 and vlm.stats.snapshot()["generate_calls"] == 3
 
 
+def test_openai_backend_a_failing_request_costs_only_itself(images):
+    from navig.backends import VLMError, VLMRequestError
+    from navig.backends.openai_backend import OpenAIVLM
+
+    # the server fails every request about "broken" (HTTP 500, retried, then given up)
+    def answer(body):
+        text = body["messages"][0]["content"][-1]["text"]
+        return 500 if text == "broken" else f"ok {text}"
+
+    with openai_server(answer) as server:
+        vlm = OpenAIVLM("served-base", base_url=server.url + "/v1", concurrency=3, max_attempts=2)
+        requests = [VLMRequest([im], prompt, max_new_tokens=4) for im, prompt in
+                    zip(images, ["first", "broken", "third"])]
+        results = vlm.generate_each(requests)
+        assert results[0] == "ok first" and results[2] == "ok third"
+        assert isinstance(results[1], VLMError) and results[1].kind == "InternalServerError"
+        assert str(results[1]).startswith("InternalServerError: ")
+        prompts = [r["body"]["messages"][0]["content"][-1]["text"] for r in server.requests]
+        assert prompts.count("broken") == 2 and prompts.count("first") == 1  # retried once, then recorded
+        assert vlm.stats.snapshot()["requests"] == 2  # answered requests only
+        # the strict form still refuses a partial answer, and says which request failed
+        with pytest.raises(VLMRequestError, match=r"1 of 3 VLM request\(s\) failed; request 1: InternalServerError"):
+            vlm.generate(requests)
+
+
+def test_default_generate_each_isolates_a_failing_request(tiny_vlm, images):
+    # transformers batches: a batch that raises is retried one request at a time
+    bad = VLMRequest([images[0], images[1]], "two images but no budget", max_new_tokens=4)
+    bad.images = ["not an image"]  # the processor raises on this one only
+    good = VLMRequest([images[2]], "city", max_new_tokens=3)
+    results = tiny_vlm.generate_each([good, bad, good])
+    assert results[0] == results[2] == tiny_vlm.generate([good])[0]
+    assert type(results[1]).__name__ == "VLMError" and results[1].message
+
+
 def test_unknown_backend_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown VLM backend"):
         load_vlm("tgi", "x")

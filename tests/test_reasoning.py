@@ -39,6 +39,21 @@ def test_extractive_keeps_clues_and_drops_post_reveal_talk():
     assert text[0].isupper() and len(text) <= ReasoningConfig().target_chars + 40
 
 
+def test_extractive_reuses_the_given_clue_extractor_and_its_settings():
+    from annotate.config import CluesConfig
+    from annotate.stages.clues import ClueExtractor
+
+    extractor = ClueExtractor(CluesConfig())
+    writer = make_writer(ReasoningConfig(), clue_extractor=extractor)
+    assert isinstance(writer, ExtractiveWriter) and writer.clue_extractor is extractor
+    assert writer.write(request()) == ExtractiveWriter().write(request())
+    # without one, the extractor is built lazily from the configured clue settings
+    settings = CluesConfig(min_city_population=123456)
+    lazy = make_writer(ReasoningConfig(), clues_config=settings)
+    assert lazy._clue_extractor is None
+    assert lazy.clue_extractor.config is settings
+
+
 def test_rewrite_records_errors_instead_of_raising():
     class Broken:
         source = "broken"
@@ -127,6 +142,24 @@ def test_openai_backend_request_retries_and_cache(tmp_path, monkeypatch, caplog)
     cached = list((tmp_path / "cache").rglob("*.json"))
     assert len(cached) == 1 and "sk-secret-123" not in cached[0].read_text()
     assert "sk-secret-123" not in caplog.text
+
+
+def test_openai_cache_is_keyed_by_server_not_by_api_key(tmp_path, monkeypatch):
+    config = ReasoningConfig(backend="openai", model="gpt-4o", cache_dir=tmp_path / "cache", api_key_env="TEST_CHAT_KEY",
+                             backoff_s=0.01, retries=1)
+    with ChatServer([]) as first, ChatServer([]) as second:
+        monkeypatch.setenv("TEST_CHAT_KEY", "sk-one")
+        OpenAIChatWriter(config.model_copy(update={"base_url": first.url})).write(request())
+        monkeypatch.setenv("TEST_CHAT_KEY", "sk-two")  # another key, same server: still a cache hit
+        OpenAIChatWriter(config.model_copy(update={"base_url": first.url + "/"})).write(request())
+        assert len(first.requests) == 1
+        OpenAIChatWriter(config.model_copy(update={"base_url": second.url})).write(request())
+        assert len(second.requests) == 1  # another server is asked, not answered from the first one's cache
+    entries = list((tmp_path / "cache").rglob("*.json"))
+    assert len(entries) == 2
+    for entry in entries:
+        text = entry.read_text()
+        assert "sk-one" not in text and "sk-two" not in text and "127.0.0.1" not in text
 
 
 def test_openai_backend_gives_up_as_an_error_record(tmp_path):

@@ -112,6 +112,18 @@ def test_no_captions_and_no_model_is_an_error_record(tmp_path):
     assert missing.status == "failed" and "media.json" in missing.error.message
 
 
+def test_a_failed_rerun_removes_the_earlier_transcript(tmp_path):
+    ctx = _ctx(tmp_path, {"video": None, "audio": None, "captions": {"manual": "media/video.en.vtt", "auto": None}})
+    ctx.path("media").mkdir()
+    ctx.path("media/video.en.vtt").write_text(MANUAL_VTT)
+    assert TranscriptStage()(ctx).status == "done" and ctx.path(layout.TRANSCRIPT_JSON).is_file()
+    ctx.path("media/video.en.vtt").write_text("this is not WebVTT at all")  # the captions were replaced, badly
+    outcome = TranscriptStage()(ctx)
+    assert outcome.status == "failed" and outcome.error.type == "CaptionParseError"
+    assert "media/video.en.vtt" in outcome.error.message
+    assert not ctx.path(layout.TRANSCRIPT_JSON).exists()  # annotate cannot pick up the stale one
+
+
 @pytest.fixture(scope="module")
 def tiny_whisper(tmp_path_factory) -> Path:
     torch = pytest.importorskip("torch")

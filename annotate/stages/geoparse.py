@@ -24,9 +24,16 @@ The guess point is the guess time when word timestamps are known, else where rev
 (scores, distances, "oh it was") or guess-commit phrases ("let's find out") start
 (`reveal_offset`). A window may hold the previous round's tail and the next round's start: it
 is cut at round-start markers ("next round", "here we are") and the longest piece is this round;
-mentions outside it count little. Widely spoken languages ("it's Portuguese") stay weak whatever
-cue precedes them, and ISO subdivisions whose names are English words ("meta", "delta") are not
-mentions.
+mentions outside it count little. Result talk that opens an untimed window ("4000 points, good
+score") is the previous round's too: the round starts where that stretch ends. But a window may be
+cut a round late: it opens with THIS round's result and then holds the whole next round — its
+reasoning, guess, a reveal naming another country, and talk about that result. When the window
+runs on well past such a later reveal (a window ending at its reveal is that round's own), the
+place named in the opening result talk decides (`_opening_result`). With word times and the guess
+time the window is known to be this round and neither rule applies.
+
+Widely spoken languages ("it's Portuguese") stay weak whatever cue precedes them, and ISO
+subdivisions whose names are English words ("meta", "delta") are not mentions.
 
 Ambiguous names ("Georgia", "Victoria", "Columbia") are resolved in a second pass toward the
 candidate the unambiguous evidence already favours, else by population prior.
@@ -143,6 +150,14 @@ REGRET_CUES = ("talked myself out of", "talk myself out of", "should have gone",
                "should have stuck with", "should have guessed", "should have said", "should have clicked",
                "should have trusted", "should have known", "i knew it was", "wasn't thinking", "didn't think of",
                "didn't even think", "never thought", "forgot about", "didn't consider", "should have gone with")
+# a window cut a round late opens with this round's result, then holds the next round (`_opening_result`)
+OPENING_SHARE = 0.12  # the opening reveal lies in this share of the window …
+OPENING_MAX_TOKENS = 60  # … and within this many tokens
+POST_REVEAL_SHARE = 0.10  # talk after the later reveal: that round is complete, not this round's ending
+MIN_POST_REVEAL_TOKENS = 25
+MAX_OPENING_REVEAL_SHARE = 0.4  # the previous round's result talk takes at most this share of a window
+REVEAL_CHAIN_GAP = 40  # result phrases closer than this belong to one stretch of result talk
+REVEAL_TAIL_TOKENS = 8
 EARLY_HINDSIGHT = 1 / 3  # reveal talk before this share of the window is the previous round's
 MIN_ROUND_TOKENS = 60  # a round's talk is longer than this: closer round-start markers are one boundary
 # where a round starts: text before one (early) is the previous round, after one (late) the next
@@ -324,6 +339,8 @@ class Geoparser:
             start, end = bounds
             within = _reveal_token_index(tokens[start:end])
             guess_index = None if within is None else start + within
+        if not guess_known:
+            bounds = (max(bounds[0], _opening_reveal_end(tokens, guess_index)), bounds[1])
         scores: dict[str, float] = defaultdict(float)
         for m in mentions:
             m.weight = self._weight(m, tokens, guess_index, guess_known, bounds)
@@ -342,7 +359,12 @@ class Geoparser:
         if guess_index is not None:
             self._boost_first_after_reveal(mentions, scores, guess_index, bounds)
         revealed = self._revealed(mentions, tokens, guess_index, bounds)
-        if revealed is not None:
+        opening = None if guess_known else self._opening_result(mentions, tokens, guess_index, revealed)
+        if opening is not None:
+            # the window opens with this round's result and then holds the whole next round
+            scores[opening.code] = max(scores.values()) + 1.0
+            revealed = opening
+        elif revealed is not None:
             # the answer said out loud after the guess ("oh it was Malaysia") settles it
             scores[revealed.code] = max(scores.values()) + abs(revealed.weight) + 1.0
         ranked = sorted(scores.items(), key=lambda kv: -kv[1])
@@ -355,7 +377,10 @@ class Geoparser:
         city = _most_weighted(m for m in support if m.kind == "city")
         region = _most_weighted(m for m in support if m.kind == "region")
         evidence = [f"{m.text} ({m.kind}, w={m.weight:.2f})" for m in sorted(support, key=lambda m: -m.weight)[:6]]
-        if revealed is not None and revealed.code == best_code:
+        if opening is not None and opening.code == best_code:
+            said = " ".join(tokens[:opening.token_index + 1][-12:])
+            evidence.insert(0, f"this round's result opens the window: {said}")
+        elif revealed is not None and revealed.code == best_code:
             said = " ".join(tokens[max(0, revealed.token_index - 3):revealed.token_index + 1])
             evidence.insert(0, f"revealed after the guess: {said}")
         return GeoParse(best_code, country.name if country else best_code, city, region,
@@ -374,6 +399,32 @@ class Geoparser:
             boosted = first.weight * cw.first_after_reveal
             scores[first.code] += boosted - first.weight
             first.weight = boosted
+
+    def _opening_result(self, mentions: list[Mention], tokens: list[str], guess_index: int | None,
+                        revealed: Mention | None) -> Mention | None:
+        """The place named in an opening reveal ("the zoo of Mexico City okay I got the country right")
+        when the window then holds a whole other round: reasoning, a guess, a reveal naming another
+        country, and talk about that result. A window that ends at (or shortly after) its reveal is
+        this round's, and its opening reveal is the previous round's; one that runs on well past a
+        later reveal was cut a round late, so its opening reveal is this round's result."""
+        if guess_index is None or revealed is None:
+            return None
+        n = len(tokens)
+        if n - revealed.token_index < max(MIN_POST_REVEAL_TOKENS, POST_REVEAL_SHARE * n):
+            return None
+        opening_end = min(OPENING_MAX_TOKENS, int(OPENING_SHARE * n))
+        if guess_index - opening_end < MIN_ROUND_TOKENS:
+            return None  # no room for a whole round between the opening and the later guess
+        if not _phrase_positions(tokens[:opening_end], OPENING_REVEAL_WORDS):
+            return None
+        reasoned = {m.code for m in mentions if opening_end <= m.token_index < guess_index and m.weight > 0}
+        for m in mentions:
+            if m.token_index >= opening_end:
+                break
+            if (len(m.candidates) == 1 and m.kind in REVEAL_KINDS and not _widespread(m) and m.code != revealed.code
+                    and m.code not in reasoned and not _is_negated(tokens, m.token_index)):
+                return m
+        return None
 
     def _ambiguity_score(self, candidate: tuple[str, float], scores: dict[str, float]) -> float:
         """Support already gathered for the candidate's country × its prior (× Street View coverage)."""
@@ -429,7 +480,7 @@ class Geoparser:
         after_guess = guess_index is not None and m.token_index >= guess_index
         if after_guess and guess_known:
             w *= cw.after_guess_reveal if _has_cue(near, REVEAL_CUES) else cw.after_guess
-        elif pos > 0.5 and _has_cue(near, REVEAL_STATEMENTS):
+        elif pos > 0.5 and _states_reveal(near):
             w *= cw.reveal_statement
         elif pos > 0.5 and _has_cue(_phrase_before(tokens, m.token_index, 2), SURPRISE_CUES):
             w *= cw.surprise
@@ -454,6 +505,11 @@ class Geoparser:
 
 def _widespread(m: Mention) -> bool:
     return m.kind in ("demonym", "language") and m.key in WIDESPREAD_LANGUAGES
+
+
+def _states_reveal(context: str) -> bool:
+    """"it was X", "we were in X" — but not the speaker's own state ("i was actually kind of thinking of X")."""
+    return _has_cue(context.replace(" i was actually ", " "), REVEAL_STATEMENTS)
 
 
 def _is_negated(tokens: list[str], index: int) -> bool:
@@ -486,6 +542,23 @@ def _round_bounds(tokens: list[str]) -> tuple[int, int]:
     edges = [0, *merged, n]
     pieces = [(edges[i], edges[i + 1]) for i in range(len(edges) - 1) if edges[i + 1] > edges[i]]
     return max(pieces, key=lambda p: p[1] - p[0]) if pieces else (0, n)
+
+
+def _opening_reveal_end(tokens: list[str], guess_index: int | None) -> int:
+    """Where the result talk that opens a window (the previous round's reveal) ends: a chain of
+    result phrases starting in the first `OPENING_MAX_TOKENS`, each within `REVEAL_CHAIN_GAP` tokens of
+    the last, plus a few words; 0 when the window doesn't open with one. Kept short of the guess."""
+    n = len(tokens)
+    limit = min(int(MAX_OPENING_REVEAL_SHARE * n), (guess_index if guess_index is not None else n) - MIN_ROUND_TOKENS)
+    end = None
+    for i in _phrase_positions(tokens, RESULT_WORDS):
+        if i >= limit:
+            break
+        if (end is None and i < OPENING_MAX_TOKENS) or (end is not None and i - end <= REVEAL_CHAIN_GAP):
+            end = i
+        elif end is None:
+            break
+    return 0 if end is None else min(end + REVEAL_TAIL_TOKENS, max(limit, 0))
 
 
 def _dominant_kind(entries: list[tuple]) -> str:
@@ -528,6 +601,14 @@ REVEAL_WORDS = (r"(?:oh|okay|ok|so|no|yes|yeah|wow|and|ah) it was", "it was actu
                 "well done", "oh no", "5k", "five k", "not bad", "how did i", "oh wow", "oh it's", "oh okay",
                 "right country", "wrong country", "got the country", "missed the country")
 
+# how a result is talked about at the start of a window (besides `REVEAL_WORDS`)
+OPENING_REVEAL_WORDS = REVEAL_WORDS + ("good guess", "great guess", "bad guess", "good result", "good score",
+                                       "not too far", "not far", "so close", "pretty close", "too far", "far away",
+                                       "got it right")
+
+# result talk proper (no bare exclamations, which reasoning is full of: "oh okay we can see the ocean")
+RESULT_WORDS = tuple(w for w in OPENING_REVEAL_WORDS if w not in ("oh no", "oh wow", "oh it's", "oh okay", "how did i"))
+
 
 def _spoken(text: str) -> tuple[list[str], list[int]]:
     """Lowercase word tokens of `text` (apostrophes kept) and their character offsets."""
@@ -538,6 +619,16 @@ def _spoken(text: str) -> tuple[list[str], list[int]]:
             tokens.append(word)
             offsets.append(m.start())
     return tokens, offsets
+
+
+def _phrase_positions(tokens: list[str], patterns: tuple[str, ...]) -> list[int]:
+    """Token indices where any of the regex `patterns` starts (whole words)."""
+    joined = " " + " ".join(tokens) + " "
+    found = []
+    for pattern in patterns:
+        for match in re.finditer(f" {pattern}(?= )", joined):
+            found.append(joined[: match.start() + 1].count(" ") - 1)
+    return sorted(found)
 
 
 def reveal_offset(text: str, earliest: float = 0.45) -> int | None:
@@ -551,17 +642,8 @@ def reveal_offset(text: str, earliest: float = 0.45) -> int | None:
     n = len(tokens)
     if n < 20:
         return None
-    joined = " " + " ".join(tokens) + " "
-
-    def positions(patterns):
-        found = []
-        for pattern in patterns:
-            for match in re.finditer(f" {pattern}(?= )", joined):
-                found.append(joined[: match.start() + 1].count(" ") - 1)
-        return sorted(found)
-
-    reveal = [i for i in positions(REVEAL_WORDS) if i >= earliest * n]
-    commits = [i for i in positions(GUESS_COMMIT) if i >= earliest * n]
+    reveal = [i for i in _phrase_positions(tokens, REVEAL_WORDS) if i >= earliest * n]
+    commits = [i for i in _phrase_positions(tokens, GUESS_COMMIT) if i >= earliest * n]
     if not reveal and not commits:
         return None
     cut = min(reveal) if reveal else min(commits)

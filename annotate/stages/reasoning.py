@@ -5,7 +5,7 @@ transcript and asked for a concise first-person reasoning that keeps only the vi
 player mentioned. Three backends share one interface, `ReasoningWriter.write(request) -> (text, source)`:
 
 * `openai`       any OpenAI-compatible `/v1/chat/completions` server (requests); retries with
-                 backoff on 429/5xx (tenacity); responses cached on disk by (model, prompt hash);
+                 backoff on 429/5xx (tenacity); responses cached on disk by (model, hash of server URL + request);
                  the API key is read from the env var named in the config at send time and never
                  logged, cached or returned;
 * `transformers` a local causal LM by hub id or path (chat template when the tokenizer has one);
@@ -24,17 +24,20 @@ import json
 import logging
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
 from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attempt, wait_exponential
 
-from annotate.config import ReasoningConfig
+from annotate.config import CluesConfig, ReasoningConfig
 from annotate.records import Clue
 from annotate.text import clean, split_sentences, strip_asr_tags, tidy_spoken, to_sentence_case
 from collect.fsutil import atomic_write_json
+
+if TYPE_CHECKING:
+    from annotate.stages.clues import ClueExtractor
 
 log = logging.getLogger(__name__)
 
@@ -132,15 +135,23 @@ class ExtractiveWriter:
 
     source = "extractive"
 
-    def __init__(self, config: ReasoningConfig | None = None, clue_extractor=None):
+    def __init__(self, config: ReasoningConfig | None = None, clue_extractor: ClueExtractor | None = None, *,
+                 clues_config: CluesConfig | None = None):
+        """`clue_extractor`: reuse the flow's extractor (one spaCy pipeline, the configured clue settings);
+        without one, a `ClueExtractor(clues_config)` is built on first use."""
         self.config = config or ReasoningConfig()
+        self.clues_config = clues_config
         self._clue_extractor = clue_extractor
 
-    def _sentence_clues(self, sentence: str) -> int:
+    @property
+    def clue_extractor(self) -> ClueExtractor:
         if self._clue_extractor is None:
             from annotate.stages.clues import ClueExtractor  # lazy: spaCy loads once, when first needed
-            self._clue_extractor = ClueExtractor()
-        return len(self._clue_extractor.extract_text(sentence))
+            self._clue_extractor = ClueExtractor(self.clues_config)
+        return self._clue_extractor
+
+    def _sentence_clues(self, sentence: str) -> int:
+        return len(self.clue_extractor.extract_text(sentence))
 
     def write(self, request: ReasoningRequest) -> tuple[str, str]:
         conclusion = ""
@@ -223,7 +234,10 @@ class OpenAIChatWriter:
                 "temperature": self.config.temperature, "max_tokens": self.config.max_tokens}
 
     def cache_key(self, payload: dict[str, Any]) -> str:
-        blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
+        # the server is part of the key (two servers may serve different models under one name); the API
+        # key is not: it is a secret and does not change the answer
+        keyed = {"base_url": self.config.base_url.rstrip("/"), "payload": payload}
+        blob = json.dumps(keyed, sort_keys=True, ensure_ascii=False).encode("utf-8")
         return hashlib.sha256(blob).hexdigest()
 
     def _cache_path(self, payload: dict[str, Any]) -> Path | None:
@@ -244,8 +258,8 @@ class OpenAIChatWriter:
                             request.round_id, cache_path.name, exc)
         text = self._post(payload)
         if cache_path is not None:
-            # only the model name, the prompt hash and the answer: never the key or headers
-            atomic_write_json(cache_path, {"model": self.config.model, "prompt_sha256": self.cache_key(payload),
+            # only the model name, the cache key and the answer: never the API key, headers or server URL
+            atomic_write_json(cache_path, {"model": self.config.model, "cache_key": self.cache_key(payload),
                                            "text": text})
         return text, self.source
 
@@ -328,14 +342,13 @@ class TransformersWriter:
         return text.strip(), self.source
 
 
-def make_writer(config: ReasoningConfig | None = None) -> ReasoningWriter:
+def make_writer(config: ReasoningConfig | None = None, *, clue_extractor: ClueExtractor | None = None,
+                clues_config: CluesConfig | None = None) -> ReasoningWriter:
+    """The configured backend. The extractive one reuses `clue_extractor` when given (else builds one lazily
+    from `clues_config`); the model backends ignore both."""
     config = config or ReasoningConfig()
     if config.backend == "openai":
         return OpenAIChatWriter(config)
     if config.backend == "transformers":
         return TransformersWriter(config)
-    return ExtractiveWriter(config)
-
-
-def result_dict(result: ReasoningResult) -> dict[str, Any]:
-    return asdict(result)
+    return ExtractiveWriter(config, clue_extractor, clues_config=clues_config)

@@ -1,6 +1,7 @@
 """A small client for the (undocumented) GeoGuessr web API used by challenge links.
 
-Endpoints (both need a logged-in session: the `_ncfa` cookie from geoguessr.com):
+Endpoints (both need a logged-in session: the `_ncfa` cookie from geoguessr.com, sent only to the
+configured API base, never along a redirect):
 
     GET {base}/api/v3/challenges/{token}
         → {"challenge": {"token", "mapSlug", "roundCount", "timeLimit", "forbidMoving",
@@ -86,8 +87,10 @@ class GeoGuessrClient:
         self.session.headers["Accept"] = "application/json"
         secret = ncfa_cookie.get_secret_value() if isinstance(ncfa_cookie, SecretStr) else ncfa_cookie
         self.has_cookie = bool(secret)
-        if secret:
-            self.session.cookies.set("_ncfa", secret)
+        # Not in the session's cookie jar: a jar cookie follows redirects to any host (and to other ports of the
+        # same host). As a per-request header it goes only to URLs under api_base; on a redirect requests
+        # rebuilds the Cookie header from the jar, so the secret never travels with one.
+        self._ncfa = secret or None
 
     def close(self) -> None:
         self.session.close()
@@ -146,8 +149,9 @@ class GeoGuessrClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _get_once(self, url: str, token: str, what: str, params: dict | None) -> bytes:
+        headers = {"Cookie": f"_ncfa={self._ncfa}"} if self._ncfa and url.startswith(self.api_base + "/") else None
         try:
-            resp = self.session.get(url, params=params, timeout=self.timeout_s)
+            resp = self.session.get(url, params=params, headers=headers, timeout=self.timeout_s)
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise _Retryable(f"network error ({type(exc).__name__})") from None
         status = resp.status_code

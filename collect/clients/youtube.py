@@ -22,25 +22,8 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 log = logging.getLogger("collect.youtube")
 T = TypeVar("T")
 
-# Keys that can carry credentials: never copied into fingerprints, info.json or logs.
-SECRET_OPTION_KEYS = frozenset({
-    "cookiefile", "cookiesfrombrowser", "username", "password", "videopassword", "ap_username",
-    "ap_password", "usenetrc", "netrc_location", "netrc_cmd", "proxy", "geo_verification_proxy",
-    "http_headers", "client_certificate", "client_certificate_key", "client_certificate_password",
-})
-_SECRET_KEY_PATTERN = re.compile(r"cookie|token|passw|secret|authoriz|^auth$|api[_-]?key|signature|session|credential", re.I)
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s:]+:[^/@\s]+@", re.I)
-_SECRET_QUERY = re.compile(r"(?P<k>[?&](?:key|token|signature|sig|access_token|api_key)=)[^&\s#\"']+", re.I)
-
-
-def redact(text: str) -> str:
-    """Remove URL credentials (proxy user:password@) and secret query values from a message."""
-    text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
-    return _SECRET_QUERY.sub(r"\g<k>REDACTED", text)
-
-
-def is_secret_key(key: str) -> bool:
-    return key in SECRET_OPTION_KEYS or bool(_SECRET_KEY_PATTERN.search(key))
+from collect.secrets import SECRET_OPTION_KEYS, is_secret_key  # noqa: E402,F401  (re-exported)
+from collect.secrets import redact_urls as redact  # noqa: E402
 
 
 def public_options(options: dict[str, Any]) -> dict[str, Any]:

@@ -170,10 +170,12 @@ class ChallengeStage(Stage):
     def run(self, ctx: VideoContext) -> StageOutcome:
         token = self._token(ctx)
         if token is None:
+            ctx.path(layout.CHALLENGE_JSON).unlink(missing_ok=True)  # no stale truth outlives the verdict
             return StageOutcome.failed(self.name, "no geoguessr.com/challenge link in the description", "NoChallengeLink")
         try:
             challenge, source = self._challenge(ctx, token)
         except Exception as exc:  # typed GeoGuessr errors carry a message naming token and cause
+            ctx.path(layout.CHALLENGE_JSON).unlink(missing_ok=True)
             return StageOutcome.failed(self.name, exc)
         atomic_write_json(ctx.path(layout.CHALLENGE_JSON), to_dict(challenge))
         outcome = StageOutcome.done(challenge=layout.CHALLENGE_JSON, token=token, rounds=len(challenge.rounds),

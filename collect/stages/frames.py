@@ -148,12 +148,14 @@ class FramesStage(Stage):
                 index.append(Frame(round=span.round, time_s=t, path=f"{layout.FRAMES_DIR}/{name}", phash=str(phash)))
             if not kept_hashes:
                 empty.append(span.round)
+        # the new index goes in first: a kill before the cleanup below leaves unlisted extra files, never an
+        # index naming deleted ones
+        atomic_write_json(ctx.path(layout.FRAMES_INDEX), [to_dict(f) for f in index])
         # a rerun with other settings must not leave stale frames behind
         keep = {Path(f.path).name for f in index}
         for old in frames_dir.glob("r*_*.jpg"):
             if old.name not in keep:
-                old.unlink()
-        atomic_write_json(ctx.path(layout.FRAMES_INDEX), [to_dict(f) for f in index])
+                old.unlink(missing_ok=True)
         if empty:
             return StageOutcome.failed(
                 self.name, f"{ctx.video.id}: no frame could be extracted for round(s) {empty} "

@@ -28,10 +28,6 @@ TRANSCRIPT_CACHE_DIR = "transcripts"
 _TIME_TAG = re.compile(r"^\d{1,2}:\d{2}(?::\d{2})?\.\d{3}$")
 
 
-class NoTranscriptError(Exception):
-    pass
-
-
 # ---- captions ---------------------------------------------------------------------------------
 def _tag_seconds(tag: str) -> float:
     import webvtt
@@ -231,6 +227,17 @@ class TranscriptStage(Stage):
             return {}
 
     def run(self, ctx: VideoContext) -> StageOutcome:
+        # a failed attempt must not leave an earlier attempt's transcript.json for annotate to read as current
+        try:
+            outcome = self._transcribe(ctx)
+        except BaseException:
+            ctx.path(layout.TRANSCRIPT_JSON).unlink(missing_ok=True)
+            raise
+        if outcome.status == "failed":
+            ctx.path(layout.TRANSCRIPT_JSON).unlink(missing_ok=True)
+        return outcome
+
+    def _transcribe(self, ctx: VideoContext) -> StageOutcome:
         cfg = ctx.config.transcript
         media = self._media(ctx)
         if not media:

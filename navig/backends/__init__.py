@@ -1,4 +1,4 @@
-"""VLM backends behind one interface (`VLM.generate`)."""
-from navig.backends.base import VLM, CallStats, VLMRequest, load_vlm
+"""VLM backends behind one interface (`VLM.generate`, `VLM.generate_each`)."""
+from navig.backends.base import VLM, CallStats, VLMError, VLMRequest, VLMRequestError, load_vlm
 
-__all__ = ["VLM", "CallStats", "VLMRequest", "load_vlm"]
+__all__ = ["VLM", "CallStats", "VLMError", "VLMRequest", "VLMRequestError", "load_vlm"]

@@ -1,8 +1,10 @@
 """One VLM interface for every backend: the pipeline sends requests and reads strings back.
 
 `VLM.generate(requests)` takes a list of `VLMRequest` and answers one string per request, in
-order. Backends decide how to batch (transformers: padded batches; openai: a thread pool) and
-count what they did in `stats`, which the benchmarks read.
+order, or raises. `VLM.generate_each(requests)` answers one string OR one `VLMError` per request,
+so a request that fails (after the backend's retries) costs only its own image: the pipeline uses
+it. Backends decide how to batch (transformers: padded batches; openai: a thread pool) and count
+what they did in `stats`, which the benchmarks read.
 """
 from __future__ import annotations
 
@@ -50,6 +52,30 @@ class CallStats:
             self.generate_calls = self.forward_passes = self.requests = 0
 
 
+@dataclass(frozen=True)
+class VLMError:
+    """Why one request got no answer: the exception's type and message (never the API key)."""
+
+    kind: str  # exception class name, e.g. "InternalServerError"
+    message: str
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> "VLMError":
+        return cls(type(exc).__name__, str(exc))
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}"
+
+
+class VLMRequestError(RuntimeError):
+    """`generate` could not answer every request; `errors` holds (request index, VLMError)."""
+
+    def __init__(self, errors: list[tuple[int, VLMError]], total: int) -> None:
+        self.errors = errors
+        index, first = errors[0]
+        super().__init__(f"{len(errors)} of {total} VLM request(s) failed; request {index}: {first}")
+
+
 class VLM(ABC):
     """A vision-language model answering prompts about images."""
 
@@ -60,7 +86,28 @@ class VLM(ABC):
 
     @abstractmethod
     def generate(self, requests: list[VLMRequest]) -> list[str]:
-        """One answer per request, in order."""
+        """One answer per request, in order; raises when any request fails."""
+
+    def generate_each(self, requests: list[VLMRequest]) -> list[str | VLMError]:
+        """One answer or one `VLMError` per request, in order; never raises for a failed request.
+
+        Default: the batched `generate`; if the batch fails, each request is tried alone so that
+        one bad request (an odd image, an over-long prompt) fails only itself.
+        """
+        if not requests:
+            return []
+        try:
+            return list(self.generate(requests))
+        except Exception as exc:  # noqa: BLE001 - turned into per-request records below
+            if len(requests) == 1:
+                return [VLMError.from_exception(exc)]
+        results: list[str | VLMError] = []
+        for request in requests:
+            try:
+                results.append(self.generate([request])[0])
+            except Exception as exc:  # noqa: BLE001 - recorded for this request only
+                results.append(VLMError.from_exception(exc))
+        return results
 
     @property
     def has_adapter(self) -> bool:

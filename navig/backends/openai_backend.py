@@ -1,7 +1,9 @@
 """Remote VLM: any OpenAI-compatible chat-completions server (vLLM, OpenAI, ...).
 
 Images travel as base64 JPEG data URLs; requests run on a bounded thread pool and transient
-errors (connection, timeout, 429, 5xx) are retried with exponential backoff (tenacity). With an
+errors (connection, timeout, 429, 5xx) are retried with exponential backoff (tenacity). Each
+request succeeds or fails on its own: `generate_each` answers a `VLMError` for a request that
+still fails after its retries while the others of the batch keep their answers. With an
 adapter, Reasoner requests name the adapter as the model, which is how vLLM serves LoRA modules
 (`--lora-modules name=path`). The API key is read from an environment variable and never logged.
 """
@@ -14,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image
 
-from navig.backends.base import VLM, VLMRequest
+from navig.backends.base import VLM, VLMError, VLMRequest, VLMRequestError
 
 
 def image_data_url(image: Image.Image, quality: int = 90) -> str:
@@ -66,8 +68,20 @@ class OpenAIVLM(VLM):
         self.stats.add(requests=1)
         return (response.choices[0].message.content or "").strip()
 
-    def generate(self, requests: list[VLMRequest]) -> list[str]:
+    def generate_each(self, requests: list[VLMRequest]) -> list[str | VLMError]:
         if not requests:
             return []
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
-            return list(pool.map(self._one, requests))
+            futures = [pool.submit(self._one, r) for r in requests]
+        results: list[str | VLMError] = []
+        for future in futures:
+            exc = future.exception()
+            results.append(VLMError.from_exception(exc) if exc is not None else future.result())
+        return results
+
+    def generate(self, requests: list[VLMRequest]) -> list[str]:
+        results = self.generate_each(requests)
+        errors = [(i, r) for i, r in enumerate(results) if isinstance(r, VLMError)]
+        if errors:
+            raise VLMRequestError(errors, len(results))
+        return results  # type: ignore[return-value]

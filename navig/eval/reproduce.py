@@ -3,7 +3,8 @@
 Each run lives in `<out>/<model>/<benchmark>/<ablation>/` (see `navig.eval.runner`), so the
 matrix is resumable: finished samples are never located twice and a finished run is only
 re-scored. `dry_run` prints the plan (and each run's progress) and the published tables without
-loading a model.
+loading a model or writing anything; without models it plans the paper's default one
+(`placeholder_model_specs`) so the matrix can be seen before anything is trained.
 """
 from __future__ import annotations
 
@@ -22,11 +23,22 @@ GEO_HEADERS = [f"{t} km" for t in THRESHOLDS_KM] + ["mean km", "GeoScore"]
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL")
 
 
+PAPER_MODEL_NAME = "qwen2-vl"  # the paper-row key of Navig's base model
+PAPER_MODEL = "Qwen/Qwen2-VL-7B-Instruct"
+ADAPTER_TO_BE_GIVEN = "(to be given)"
+
+
 @dataclass
 class ModelSpec:
     name: str  # the paper-row key, e.g. "qwen2-vl"
     model: str
     adapter: str | None = None
+    placeholder: bool = False  # planned for a dry run only: the model was not given
+
+
+def placeholder_model_specs() -> list[ModelSpec]:
+    """The paper's model, for a dry run without --model: the adapter is yet to be trained/given."""
+    return [ModelSpec(PAPER_MODEL_NAME, PAPER_MODEL, None, placeholder=True)]
 
 
 @dataclass
@@ -37,6 +49,7 @@ class PlannedRun:
     ablation: str
     run_dir: Path
     done: int = 0  # predictions already on disk
+    retryable: int = 0  # of those, infrastructure failures that --retry-failed would redo
 
 
 @dataclass
@@ -71,7 +84,8 @@ def parse_model_specs(models: list[str], adapters: list[str] | None = None) -> l
 
 def build_plan(models: list[ModelSpec], benchmarks: list[str], ablations: list[str], out: Path) -> Plan:
     from navig.eval.benchmarks import benchmark_name
-    from navig.eval.runner import done_ids
+    from navig.eval.runner import PREDICTIONS
+    from navig.pipeline import needs_retry, read_done
 
     plan = Plan()
     for ablation in ablations:
@@ -81,19 +95,30 @@ def build_plan(models: list[ModelSpec], benchmarks: list[str], ablations: list[s
         for bench in benchmarks:
             name = benchmark_name(bench)
             for ablation in ablations:
-                if ablation == "no_training" and spec.adapter is None:
+                if ablation == "no_training" and spec.adapter is None and not spec.placeholder:
                     plan.notes.append(f"{spec.name}: no adapter given, so 'full' already is 'w/o training'")
                 run_dir = Path(out) / spec.name / name / ablation
-                plan.runs.append(PlannedRun(spec, bench, name, ablation, run_dir, len(done_ids(run_dir))))
+                done = read_done(run_dir / PREDICTIONS, repair=False)  # read-only: a plan writes nothing
+                plan.runs.append(PlannedRun(spec, bench, name, ablation, run_dir, len(done),
+                                            sum(1 for row in done.values() if needs_retry(row))))
+    if any(spec.placeholder for spec in models):
+        plan.notes.append(f"no --model given: planned with the paper's {PAPER_MODEL} and its Reasoner adapter "
+                          f"{ADAPTER_TO_BE_GIVEN}; a real run needs --model (and --adapter)")
     return plan
 
 
 def format_plan(plan: Plan) -> str:
     lines = [f"{len(plan.runs)} run(s):"]
     for r in plan.runs:
-        adapter = "-" if (r.ablation in ("no_training", "plain") or not r.model.adapter) else r.model.adapter
+        if r.ablation in ("no_training", "plain"):
+            adapter = "-"
+        elif r.model.placeholder:
+            adapter = ADAPTER_TO_BE_GIVEN
+        else:
+            adapter = r.model.adapter or "-"
+        retry = f", {r.retryable} infrastructure failure(s) to --retry-failed" if r.retryable else ""
         lines.append(f"  {r.model.name:<12} {r.benchmark_name:<12} {ABLATION_LABELS[r.ablation]:<13} "
-                     f"model={r.model.model} adapter={adapter} -> {r.run_dir} ({r.done} done)")
+                     f"model={r.model.model} adapter={adapter} -> {r.run_dir} ({r.done} done{retry})")
     lines.extend(f"  note: {n}" for n in dict.fromkeys(plan.notes))
     return "\n".join(lines)
 
@@ -209,8 +234,11 @@ def reproduce(
     limit: int | None = None,
     rouge_kwargs: dict[str, Any] | None = None,
     echo: Callable[[str], None] = print,
+    retry_failed: bool = False,
 ) -> dict[str, Any]:
-    """Run (or, with `dry_run`, only plan) the matrix; print and return the comparison tables."""
+    """Run (or, with `dry_run`, only plan) the matrix; print and return the comparison tables.
+
+    `retry_failed`: redo samples whose line is an infrastructure failure (see `run_eval`)."""
     out = Path(out)
     ablations = ablations or list(ABLATIONS)
     paper = load_paper_results()
@@ -225,12 +253,16 @@ def reproduce(
 
         if make_options is None:
             raise ValueError("reproduce needs make_options(model_spec) -> LocateOptions to run")
+        placeholders = [spec.name for spec in models if spec.placeholder]
+        if placeholders:
+            raise ValueError(f"model(s) {placeholders} are dry-run placeholders: give the real model to run")
         loaded: dict[str, Any] = {}
         for run in plan.runs:
             if run.benchmark not in loaded:
                 loaded[run.benchmark] = load_benchmark(run.benchmark, cache_dir or out / "_images").limit(limit)
             echo(f"running {run.model.name} / {run.benchmark_name} / {ABLATION_LABELS[run.ablation]}")
-            metrics = run_eval(loaded[run.benchmark], make_options(run.model), run.run_dir, ablation=run.ablation)
+            metrics = run_eval(loaded[run.benchmark], make_options(run.model), run.run_dir, ablation=run.ablation,
+                               retry_failed=retry_failed)
             ours[(run.model.name, run.benchmark_name, run.ablation)] = metrics
         if naviclues:
             for spec in models:
@@ -248,5 +280,5 @@ def reproduce(
     report = paper_report(paper, ours, rouge, list(dict.fromkeys(published + names)))
     echo(report)
     return {"plan": [{"model": r.model.name, "benchmark": r.benchmark_name, "ablation": r.ablation,
-                      "run_dir": str(r.run_dir), "done": r.done} for r in plan.runs],
+                      "run_dir": str(r.run_dir), "done": r.done, "retryable": r.retryable} for r in plan.runs],
             "report": report, "ours": {"/".join(k): v for k, v in ours.items()}, "rouge": rouge}

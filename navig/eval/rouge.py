@@ -106,15 +106,20 @@ def evaluate_reasoning(
         references.append(reference)
         requests.append(VLMRequest(images=[im.convert("RGB") for im in images], prompt=prompt,
                                    max_new_tokens=max_new_tokens, use_adapter=use_adapter))
-    generated: list[str] = []
+    answers = []
     for start in range(0, len(requests), batch_size):
-        generated.extend(vlm.generate(requests[start:start + batch_size]))
+        answers.extend(vlm.generate_each(requests[start:start + batch_size]))
+    # a request that failed (after the backend's retries) is recorded, not scored as an empty text
+    failed = [{"id": i, "reason": f"generation failed: {a}"} for i, a in zip(ids, answers) if not isinstance(a, str)]
+    kept = [(i, a, r) for i, a, r in zip(ids, answers, references) if isinstance(a, str)]
+    ids, generated, references = [k[0] for k in kept], [k[1] for k in kept], [k[2] for k in kept]
+    skipped.extend(failed)
     scores = rouge_scores(generated, references)
     per_item = scores.pop("per_item")
     atomic_write_text(out / "reasoning.jsonl", "".join(
         json.dumps({"id": i, "generated": g, "reference": r, **s}, ensure_ascii=False) + "\n"
         for i, g, r, s in zip(ids, generated, references, per_item)))
-    result = {**scores, "n_skipped": len(skipped), "skipped": skipped[:50], "model": model, "adapter": adapter,
+    result = {**scores, "n_skipped": len(skipped), "n_failed": len(failed), "skipped": skipped[:50], "model": model, "adapter": adapter,
               "dataset": str(dataset), "split": split}
     atomic_write_json(out / "rouge.json", result)
     return result

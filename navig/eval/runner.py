@@ -6,7 +6,9 @@ Layout of one run folder (`<out>/<benchmark>/<ablation>/`):
 - `predictions.jsonl`: one `navig locate` line per sample, written by
   `navig.pipeline.locate_to_jsonl`, which appends one flushed line per image and skips ids already
   present (a torn last line from a crash is dropped and that sample runs again). A rerun therefore
-  only locates what is missing, and a finished run is only re-scored.
+  only locates what is missing, and a finished run is only re-scored. With `retry_failed`, samples
+  whose last line is an infrastructure failure (server down: `failure_kind` backend/pipeline) are
+  located again and their new line supersedes the old one (the last line per id counts).
 - `metrics.json`: `navig.eval.metrics.score_files` + tool usage + run settings.
 - `metrics.md`: the same as a markdown table row.
 """
@@ -24,22 +26,6 @@ from navig.eval.metrics import THRESHOLDS_KM, load_predictions, score_files, too
 PREDICTIONS = "predictions.jsonl"
 
 
-def done_ids(run_dir: Path) -> set[str]:
-    """Ids with a complete line in `run_dir/predictions.jsonl` (read-only; a torn line is ignored)."""
-    path = Path(run_dir) / PREDICTIONS
-    if not path.is_file():
-        return set()
-    ids = set()
-    for line in path.read_text("utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and record.get("id") is not None:
-            ids.add(str(record["id"]))
-    return ids
-
-
 def _default_locate() -> Callable:
     from navig.pipeline import locate_to_jsonl
 
@@ -55,22 +41,28 @@ def run_eval(
     report: Path | None = None,
     policy: str = "miss",
     locate: Callable | None = None,
+    retry_failed: bool = False,
 ) -> dict[str, Any]:
     """Locate every sample of `benchmark` not yet in `out_dir`, score, write metrics; return them.
 
     `report`: an HTML report path handed to the pipeline; `locate`: the locate function
-    (`navig.pipeline.locate_to_jsonl` by default).
+    (`navig.pipeline.locate_to_jsonl` by default); `retry_failed`: also redo samples whose last
+    line is an infrastructure failure (see `navig.pipeline.needs_retry`).
     """
+    from navig.pipeline import needs_retry, read_done
+
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     options = apply_ablation(options, ablation)
     truth_path = benchmark.write_truth(run_dir / "truth.jsonl")
-    have = done_ids(run_dir)
-    todo = [(sid, path) for sid, path in benchmark.items() if sid not in have]
+    have = read_done(run_dir / PREDICTIONS)
+    retry = {sid for sid, row in have.items() if retry_failed and needs_retry(row)}
+    todo = [(sid, path) for sid, path in benchmark.items() if sid not in have or sid in retry]
     located: dict[str, Any] = {}
     if todo:  # models load only when something is left to locate
         locate = locate or _default_locate()
-        located = locate(todo, run_dir / PREDICTIONS, options, report=report) or {}
+        extra = {"retry_failed": True} if retry else {}
+        located = locate(todo, run_dir / PREDICTIONS, options, report=report, **extra) or {}
 
     metrics = score_files(run_dir / PREDICTIONS, truth_path, policy=policy)
     sample_ids = {s.id for s in benchmark.samples}
@@ -89,6 +81,7 @@ def run_eval(
         "tool_usage": usage["calls"],
         "tool_usage_samples": usage["samples"],
         "resumed_lines": len(have),
+        "retried": len(retry & {sid for sid, _ in todo}),
         "located_now": len(todo),
         "locate_summary": _jsonable(located),
     })
@@ -164,5 +157,5 @@ def tool_usage_markdown(runs: Iterable[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["run_eval", "done_ids", "markdown_table", "rich_table", "tool_usage_markdown", "load_run_metrics",
+__all__ = ["run_eval", "markdown_table", "rich_table", "tool_usage_markdown", "load_run_metrics",
            "PREDICTIONS"]

@@ -149,7 +149,7 @@ def count_test_groups(n_groups: int, test_challenges: int, max_test_fraction: fl
         return 0
     wanted = test_challenges
     if max_test_fraction is not None:
-        # the small epsilon keeps e.g. 0.3 * 10 at 3 despite binary floating point
+        # the epsilon keeps e.g. 0.29 * 100 at 29 (it computes to 28.999...)
         wanted = min(wanted, max(1, math.floor(max_test_fraction * n_groups + 1e-9)))
     return min(wanted, n_groups - 1)
 

@@ -57,6 +57,7 @@ class BuildConfig(_Section):
 
     seed: int = 0
     test_fraction: float | None = Field(None, description="share of challenges in test; None = test_challenges")
+    max_test_fraction: float | None = Field(0.2, description="cap on the test share when test_challenges is used; None = no cap")
     test_challenges: int = Field(50, description="challenges held out for test when test_fraction is None")
     validation_fraction: float = 0.0
 

@@ -100,7 +100,8 @@ def run_annotate(out_dir: Path, settings: dict[str, Any] | None = None, console:
             frame_times_s=r.frame_times_s, image=r.panorama, reasoning=text, reasoning_source=source))
     filters_applied = cfg.filter.model_dump(mode="json")
     result = build_dataset(examples, drops, out_dir, test_fraction=cfg.build.test_fraction,
-                           test_challenges=cfg.build.test_challenges, val_fraction=cfg.build.validation_fraction,
+                           test_challenges=cfg.build.test_challenges,
+                           max_test_fraction=cfg.build.max_test_fraction, val_fraction=cfg.build.validation_fraction,
                            seed=cfg.build.seed, filters_applied=filters_applied)
     atomic_write_bytes(out_dir / "DATASET_CARD.md", Path(result.card_path).read_bytes())
     summary = result.summary()

@@ -222,6 +222,7 @@ def import_paper_release(
     *,
     test_fraction: float | None = None,
     test_challenges: int = 50,
+    max_test_fraction: float | None = 0.2,
     val_fraction: float = 0.0,
     seed: int = 0,
     title: str = "NaviClues (paper release)",
@@ -237,7 +238,8 @@ def import_paper_release(
     notes = {f"{jsonl_path.name}:{r.line}": r.notes for r in rows if r.notes}
     result = build_dataset(
         examples, drops, out_dir,
-        test_fraction=test_fraction, test_challenges=test_challenges, val_fraction=val_fraction, seed=seed,
+        test_fraction=test_fraction, test_challenges=test_challenges, max_test_fraction=max_test_fraction,
+        val_fraction=val_fraction, seed=seed,
         filters_applied={"source": f"paper release {jsonl_path.name}", "transcript required": False},
         require_transcript=False,
         title=title,

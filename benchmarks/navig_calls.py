@@ -11,8 +11,18 @@ The released pattern (github.com/SparrowZheyuan18/Navig, evaluation.py + utils.p
 - comments and sign text: one VLM call per crop (comments: at most 3 house crops, as released);
 - map search for every sign text; Guesser: one VLM call per image.
 
+Random tiny VLMs never write a placeable answer, so their rows are failures on both sides. To
+compare OUTPUTS, both call patterns then run once more against one local OpenAI-compatible server
+(tests/navig_fixtures.openai_server, the real protocol over HTTP on 127.0.0.1), with the same tiny
+detector and guidebook. The server answers from the request alone: a Guesser prompt gets an answer
+chosen by the image it carries (JSON with coordinates, a city to geocode, a country only, or an
+unusable sentence), a sign-text prompt gets a place name or "None" chosen by the crop, other
+prompts a fixed text. Both sides must then give every image the same prediction (or the same kind
+of failure): a batching slip that hands one image's answer to another shows up as a difference.
+
 Last stdout line: one JSON object with `calls_ratio` (original generate calls ÷ ours), `speedup`
-(original time per image ÷ ours) and the raw figures.
+(original time per image ÷ ours), both from the tiny models, `same_predictions` (the served
+comparison) and the raw figures.
 """
 from __future__ import annotations
 
@@ -78,6 +88,76 @@ def original_locate(items, options, vlm, detectors, guidebook_dir, geocoder) -> 
         res = resolve_prediction(parse_answer(answer), geocoder)
         rows.append({"id": ident, "prediction": res.prediction, "failure": res.failure})
     return rows, clip_loads
+
+
+def served_answer(body: dict) -> str:
+    """What the local server answers: a function of the prompt kind and the image sent (see above)."""
+    import hashlib
+
+    from navig.prompts import BASE_QUERY, OSM_GEN, REASONING_PROMPT
+
+    content = body["messages"][0]["content"]
+    text = content[-1]["text"]
+    image_url = next((c["image_url"]["url"] for c in content if c["type"] == "image_url"), "")
+    pick = int(hashlib.sha256(image_url.encode()).hexdigest(), 16)
+    if text.startswith(BASE_QUERY):
+        return [
+            '{"country": "Kazakhstan", "city": "Almaty", "latitude": 43.24, "longitude": 76.95}',
+            "Probably Chile: ```json\n{'country': 'Chile', 'city': 'Santiago', 'latitude': '33.45 S', "
+            "'longitude': '70.66 W'}\n```",
+            '{"country": "France", "city": "Paris"}',  # no coordinates: the city is geocoded
+            '{"country": "Japan", "city": "unknown"}',  # the country centre
+            "I cannot tell where this is.",  # a real answer with nothing placeable: a failure
+        ][pick % 5]
+    if text == OSM_GEN:
+        return "ALMATY" if pick % 2 else "None"
+    if text == REASONING_PROMPT:
+        return "Cyrillic road signs and steppe: Central Asia."
+    return "A green sign with white letters."
+
+
+def compare_served(items, options, detector, guidebook, detectors, guidebook_dir, geocoder) -> dict:
+    """Both call patterns against one local OpenAI-compatible server; predictions compared per image.
+
+    `detector`/`guidebook`: our pipeline's loaded tools; `detectors`/`guidebook_dir`: the released
+    pattern's (one detector per prompt, the guidebook reloaded from disk per retrieval)."""
+    import dataclasses
+
+    from navig_fixtures import openai_server
+
+    from navig.backends.openai_backend import OpenAIVLM
+    from navig.pipeline import NavigPipeline
+
+    with openai_server(served_answer) as server:
+        vlm = OpenAIVLM("served", base_url=server.url + "/v1", concurrency=8)
+        served = dataclasses.replace(options, backend="openai", base_url=server.url + "/v1")
+        ours_pipe = NavigPipeline(served, vlm=vlm, detector=detector, guidebook=guidebook, geocoder=geocoder)
+        start = time.perf_counter()
+        ours_rows = []
+        for b in range(0, len(items), options.batch_size):
+            ours_rows += ours_pipe.locate(items[b : b + options.batch_size])
+        ours_s = time.perf_counter() - start
+        ours_calls = vlm.stats.snapshot()
+        vlm.stats.reset()
+        start = time.perf_counter()
+        orig_rows, _ = original_locate(items, options, vlm, detectors, guidebook_dir, geocoder)
+        orig_s = time.perf_counter() - start
+        orig_calls = vlm.stats.snapshot()
+    ours_by_id = {r["id"]: r for r in ours_rows}
+    differences = [r["id"] for r in orig_rows
+                   if r["prediction"] != ours_by_id[r["id"]]["prediction"]
+                   or bool(r["failure"]) != bool(ours_by_id[r["id"]]["failure"])]
+    count = lambda rows: {"predictions": sum(1 for r in rows if r["prediction"]),  # noqa: E731
+                          "failures": sum(1 for r in rows if r["failure"])}
+    policies: dict[str, int] = {}
+    for r in ours_rows:
+        key = r["policy"] or f"failure:{r['failure_kind']}"
+        policies[key] = policies.get(key, 0) + 1
+    return {"ours": {**count(ours_rows), **ours_calls, "seconds": round(ours_s, 3)},
+            "original": {**count(orig_rows), **orig_calls, "seconds": round(orig_s, 3)},
+            "ours_outcomes": policies, "differences": differences,
+            "calls_ratio": round(orig_calls["generate_calls"] / max(1, ours_calls["generate_calls"]), 2),
+            "same_predictions": not differences}
 
 
 def main() -> None:
@@ -150,11 +230,17 @@ def main() -> None:
                 "clip_loads": clip_loads}
     ours_s, orig_s = min(ours_times), min(orig_times)
 
+    served = compare_served(items, options, pipeline.detector, pipeline.guidebook, detectors, work / "guidebook",
+                            geocoder)
+
     n = len(items)
     per_image = lambda d: {k: round(v / n, 3) for k, v in d.items()}  # noqa: E731
     print(f"images: {n}, batch size {args.batch_size}, crops (ours): {ours['crops']}")
     print(f"ours     per image: {per_image(ours)}  {ours_s / n:.3f} s")
     print(f"original per image: {per_image(orig)}  {orig_s / n:.3f} s")
+    print(f"served (local OpenAI-compatible server): ours {served['ours']}, original {served['original']}; "
+          f"outcomes {served['ours_outcomes']}; same predictions: {served['same_predictions']}"
+          + (f" (differ: {served['differences']})" if served["differences"] else ""))
     result = {
         "images": n,
         "batch_size": args.batch_size,
@@ -167,6 +253,8 @@ def main() -> None:
         "seconds_all_runs": {"ours": [round(t, 3) for t in ours_times], "original": [round(t, 3) for t in orig_times]},
         "failures": {"ours": sum(1 for r in ours_rows if r["failure"]),
                      "original": sum(1 for r in orig_rows if r["failure"])},
+        "served": served,
+        "same_predictions": served["same_predictions"],
     }
     print(json.dumps(result))
 

@@ -18,6 +18,7 @@ from annotate.build import (
     best_frame_index,
     build_dataset,
     build_messages,
+    count_test_groups,
 )
 from annotate.prompts import REASONING_PROMPT
 from annotate.records import Example
@@ -87,8 +88,8 @@ def built(tmp_path_factory):
     broken.append(Example(**{**examples[4].__dict__, "id": "bad/corrupt", "image": str(corrupt)}))
     upstream = [{"id": "vidX/1", "reasons": ["low clue density: 0.1 clues/min"], "stage": "filter"}]
     result = build_dataset(
-        examples + broken, upstream, root / "out", test_challenges=2, val_fraction=0.0, seed=0,
-        filters_applied={"min_clues": 1},
+        examples + broken, upstream, root / "out", test_challenges=2, max_test_fraction=0.25, val_fraction=0.0,
+        seed=0, filters_applied={"min_clues": 1},
     )
     return root, examples, result
 
@@ -112,6 +113,50 @@ def test_assign_splits_is_deterministic_and_keeps_train_and_test():
     assert SPLIT_TRAIN in three.values() and SPLIT_TEST in three.values()
 
 
+def test_test_share_is_capped_for_small_builds():
+    groups = [f"challenge:{i}" for i in range(51)]
+    default = assign_splits(groups)  # test_challenges=50, max_test_fraction=0.2
+    assert sum(v == SPLIT_TEST for v in default.values()) == 10  # floor(0.2 * 51), not 50 test / 1 train
+    assert sum(v == SPLIT_TRAIN for v in default.values()) == 41
+    # the capped test set is the head of the uncapped one: the same hash order decides
+    uncapped = assign_splits(groups, max_test_fraction=None)
+    assert sum(v == SPLIT_TEST for v in uncapped.values()) == 50
+    assert {g for g, v in default.items() if v == SPLIT_TEST} < {g for g, v in uncapped.items() if v == SPLIT_TEST}
+    assert count_test_groups(1000, 50) == 50  # big builds get the full count
+    assert count_test_groups(4, 50) == 1 and count_test_groups(2, 50) == 1  # tiny builds keep one test group
+    assert count_test_groups(100, 50, max_test_fraction=0.29) == 29
+    assert count_test_groups(10, 50, max_test_fraction=1.0) == 9  # train always keeps one
+    assert count_test_groups(10, 0) == 0
+    with pytest.raises(ValueError, match="max_test_fraction"):
+        assign_splits(groups, max_test_fraction=0.0)
+
+
+def test_split_policy_is_recorded_in_stats_and_card(built):
+    root, _, result = built
+    policy = result.stats["split_policy"]
+    assert policy["test_challenges"] == 2 and policy["max_test_fraction"] == 0.25
+    card = (root / "out" / "hub" / "README.md").read_text()
+    assert "test_challenges = 2" in card and "max_test_fraction = 0.25" in card
+
+
+def test_stale_work_folders_of_killed_builds_are_removed(built, tmp_path):
+    import os
+
+    _, examples, _ = built
+    out = tmp_path / "out"
+    dead = 999_999_999  # above Linux's pid_max: never a live process
+    stale = [out / f".build-{dead}-abc_123", out / ".build-k2j4h5g6", out / f".dataset.old-{dead}-0a1b2c3d",
+             out / f".hub.old-{dead}-deadbeef"]
+    live = [out / f".build-{os.getppid()}-runnin9", out / f".hub.old-{os.getppid()}-0a1b2c3d"]
+    unrelated = out / ".dataset.old-notes"
+    for folder in stale + live + [unrelated]:
+        (folder / "data").mkdir(parents=True)
+        (folder / "data" / "part.parquet").write_bytes(b"x" * 10)
+    build_dataset(examples[:6], [], out, test_challenges=1)
+    left = sorted(p.name for p in out.iterdir())
+    assert left == sorted(["dataset", "hub", unrelated.name] + [p.name for p in live])
+
+
 def test_splits_never_share_a_challenge_or_video(built):
     _, examples, result = built
     ds = result.dataset
@@ -128,7 +173,8 @@ def test_splits_never_share_a_challenge_or_video(built):
 
 def test_build_is_deterministic(built, tmp_path):
     root, examples, result = built
-    again = build_dataset(list(reversed(examples)), [], tmp_path / "again", test_challenges=2, seed=0)
+    again = build_dataset(list(reversed(examples)), [], tmp_path / "again", test_challenges=2, max_test_fraction=0.25,
+                          seed=0)
     for split in result.dataset:
         assert again.dataset[split]["id"] == result.dataset[split]["id"]
     first = sorted((root / "out" / "hub" / "data").glob("*.parquet"))

@@ -139,6 +139,53 @@ def test_navig_eval_end_to_end_resumes_and_counts_failures(bench_dir, tmp_path):
         assert rerun["acc_750km"] == full["acc_750km"] and rerun["n_failed"] == 1
 
 
+def _sky_red(body) -> int:
+    """Red channel of the request's image sky (make_scene_images: 120, 160, 200 for images 0, 1, 2)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    url = body["messages"][0]["content"][0]["image_url"]["url"]
+    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB").getpixel((3, 3))[0]
+
+
+def test_eval_retry_failed_redoes_only_infrastructure_failures(bench_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from navig.pipeline import read_done
+
+    outage = {"on": True}
+
+    def answer(body):  # the server rejects every request about lyon's image while the outage lasts
+        return 400 if outage["on"] and abs(_sky_red(body) - 160) < 15 else GUESS
+
+    out = tmp_path / "out"
+    with openai_server(answer) as server:
+        args = ["eval", "--benchmark", f"gws5k:{bench_dir}", "--model", "served-base", "--backend", "openai",
+                "--base-url", server.url + "/v1", "--option", "detector=null", "--ablation", "no_searcher",
+                "--out", str(out)]
+        assert CliRunner().invoke(_cli_app(), args).exit_code == 0
+        run = out / "gws5k" / "no_searcher"
+        first = json.loads((run / "metrics.json").read_text())
+        assert first["n_failed"] == 2  # broken (unreadable) and lyon (rejected requests)
+        rows = read_done(run / "predictions.jsonl")
+        assert rows["lyon"]["failure_kind"] == "backend" and rows["broken"]["failure_kind"] == "image"
+        assert rows["paris"]["prediction"] and rows["tokyo"]["prediction"]  # same batch, answered
+
+        outage["on"] = False
+        n = len(server.requests)
+        result = CliRunner().invoke(_cli_app(), args + ["--retry-failed"])
+        assert result.exit_code == 0, result.output
+        redone = server.requests[n:]
+        assert len(redone) == 2 and all(abs(_sky_red(r["body"]) - 160) < 15 for r in redone)  # lyon only
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["retried"] == 1 and metrics["located_now"] == 1 and metrics["resumed_lines"] == 4
+    assert metrics["n_failed"] == 1 and metrics["acc_750km"] == 0.5  # lyon now counts (Paris guess, 392 km)
+    assert metrics["n_duplicate_ids"] == 1  # the superseded failure line is kept, the last line counts
+    assert read_done(run / "predictions.jsonl")["lyon"]["failure"] is None
+
+
 def test_rouge_hand_computed(tmp_path):
     from datasets import Dataset, DatasetDict
     from PIL import Image

@@ -107,7 +107,7 @@ def test_real_release_sample_with_some_images(tmp_path):
     with_image = raw[::2]  # images for every other row; the rest are reported missing
     for i, row in enumerate(with_image):
         write_image(images, row["image_path"], color=(i * 7 % 255, 90, 160))
-    result = import_paper_release(SHARED_RELEASE, images, tmp_path / "out", test_challenges=3)
+    result = import_paper_release(SHARED_RELEASE, images, tmp_path / "out", test_challenges=3, max_test_fraction=None)
     assert sum(result.split_counts.values()) == len(with_image)
     missing = [d for d in result.drops if d["reasons"][0].startswith("image missing: ")]
     assert len(missing) == len(raw) - len(with_image) and len(result.drops) == len(missing)

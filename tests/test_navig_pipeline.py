@@ -166,6 +166,112 @@ def test_a_failing_guesser_is_a_recorded_failure(tmp_path, shared_cache):
         assert row["trace"]["reasoning"] == "Some reasoning."  # what worked is kept
 
 
+def _sky_red(body) -> int:
+    """Red channel of the first image's sky in a chat request: make_scene_images varies it per image."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    url = body["messages"][0]["content"][0]["image_url"]["url"]
+    image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
+    return image.getpixel((5, 5))[0]
+
+
+def test_one_failing_image_fails_alone_and_retry_failed_redoes_it(tmp_path, shared_cache):
+    from navig.backends.openai_backend import OpenAIVLM
+    from navig.eval.metrics import load_predictions
+    from navig.pipeline import NavigPipeline, failure_kind
+
+    images = make_scene_images(tmp_path / "images", 3)  # sky red: 120, 160, 200
+    (tmp_path / "images" / "broken.jpg").write_bytes(b"not a jpeg")
+    outage = {"on": True}
+    guess = '{"country": "Chile", "city": "Santiago", "latitude": -33.45, "longitude": -70.66}'
+
+    def answer(body):
+        red = _sky_red(body)
+        if outage["on"] and abs(red - 160) < 15:
+            return 500  # every request about scene_01 fails, even after retries
+        if body["messages"][0]["content"][-1]["text"].startswith("Suppose you are an expert"):
+            return "I really cannot tell." if abs(red - 200) < 15 else guess  # scene_02: a real, unusable answer
+        return "Andes, Spanish signs."
+
+    items = [(p.stem, p) for p in sorted((tmp_path / "images").iterdir())]
+    out = tmp_path / "preds.jsonl"
+    with openai_server(answer) as server:
+        options = LocateOptions(model="m", backend="openai", base_url=server.url + "/v1", use_searcher=False,
+                                batch_size=4)
+        vlm = OpenAIVLM("m", base_url=server.url + "/v1", max_attempts=2)  # 2 tries keep the test fast
+        summary = locate_to_jsonl(items, out, options, pipeline=NavigPipeline(options, vlm=vlm))
+        rows = {r["id"]: r for r in _lines(out)}
+        assert len(rows) == 4 and summary["done"] == 4 and summary["failures"] == 3
+        for row in rows.values():  # a prediction or a recorded failure, with its kind
+            assert (row["prediction"] is None) == (row["failure"] is not None) == (row["failure_kind"] is not None)
+        # scene_01's requests failed; the other images of the same batch were answered
+        assert rows["scene_00"]["prediction"]["city"] == "Santiago" and rows["scene_00"]["trace"]["errors"] == []
+        failed = rows["scene_01"]
+        assert failed["failure_kind"] == "backend" and failed["failure"].startswith("guesser: InternalServerError")
+        assert failed["trace"]["reasoning"] is None
+        assert [e.split(":")[0] for e in failed["trace"]["errors"]] == ["reasoner", "guesser"]
+        assert rows["scene_02"]["failure_kind"] == "unparseable" and rows["scene_02"]["trace"]["raw_answer"]
+        assert rows["broken"]["failure_kind"] == "image"
+        assert summary["failure_kinds"] == {"backend": 1, "unparseable": 1, "image": 1}
+
+        # the server is back: a plain rerun keeps every line, --retry-failed redoes the outage only
+        outage["on"] = False
+        n = len(server.requests)
+        assert locate_to_jsonl(items, out, options)["skipped"] == 4 and len(server.requests) == n
+        args = ["locate", str(tmp_path / "images"), "--out", str(out), "--model", "m", "--backend", "openai",
+                "--base-url", server.url + "/v1", "--no-searcher", "--retry-failed"]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        retried = json.loads(result.stdout.strip().splitlines()[-1])
+        assert retried["retried"] == 1 and retried["done"] == 1 and retried["skipped"] == 3
+        redone = server.requests[n:]  # the Reasoner and the Guesser, for scene_01 only
+        assert len(redone) == 2 and all(abs(_sky_red(r["body"]) - 160) < 15 for r in redone)
+    lines = _lines(out)
+    assert len(lines) == 5 and lines[-1]["id"] == "scene_01"  # appended; the old line stays, superseded
+    # both readers keep the LAST line per id
+    done = read_done(out)
+    table = load_predictions(out)
+    assert done["scene_01"]["prediction"]["city"] == "Santiago" and done["scene_01"]["failure"] is None
+    assert table.by_id["scene_01"] == done["scene_01"] and table.duplicates == 1
+    assert {k: v["failure_kind"] for k, v in done.items()} == {"broken": "image", "scene_00": None, "scene_01": None,
+                                                                "scene_02": "unparseable"}
+    # rows written before `failure_kind` existed are classified from their failure text
+    assert failure_kind({"failure": "guesser: APIConnectionError: Connection error."}) == "backend"
+    assert failure_kind({"failure": "unreadable image x.jpg: cannot identify"}) == "image"
+    assert failure_kind({"failure": "no JSON object or key/value pairs in the answer"}) == "unparseable"
+    assert failure_kind({"prediction": {"latitude": 1, "longitude": 2}, "failure": None}) is None
+
+
+def test_benchmark_served_comparison_gives_the_same_predictions(tmp_path, shared_cache, guidebook):
+    """benchmarks/navig_calls.py: batched and released call patterns, one server, same predictions."""
+    import importlib.util
+
+    from navig.searcher.detector import ZeroShotDetector
+    from navig.searcher.geocoder import OfflineGeocoder
+    from navig.searcher.guidebook import Guidebook
+
+    spec = importlib.util.spec_from_file_location("navig_calls", Path(__file__).resolve().parents[1]
+                                                  / "benchmarks" / "navig_calls.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    models = tiny_models()
+    images = make_scene_images(tmp_path / "images", 5)
+    options = LocateOptions(model=str(models["vlm"]), detector=str(models["detector"]), guidebook=Path(guidebook),
+                            box_threshold=0.05, text_threshold=0.05, batch_size=3, crop_max_new_tokens=8)
+    detector = ZeroShotDetector(str(models["detector"]), box_threshold=0.05, text_threshold=0.05)
+    detectors = {p: ZeroShotDetector(str(models["detector"]), prompts=(p,), box_threshold=0.05, text_threshold=0.05)
+                 for p in options.detector_prompts}
+    result = bench.compare_served([(p.stem, p) for p in images], options, detector, Guidebook(guidebook), detectors,
+                                  Path(guidebook), OfflineGeocoder())
+    assert result["same_predictions"] and result["differences"] == []
+    assert result["ours"]["predictions"] == result["original"]["predictions"] >= 1  # real predictions compared
+    assert result["ours"]["predictions"] + result["ours"]["failures"] == 5
+    assert result["ours"]["generate_calls"] > 0 and result["original"]["generate_calls"] > 0
+
+
 def test_navig_imports_without_the_video_stack():
     code = ("import sys, navig, navig.cli, navig.pipeline, navig.report, navig.searcher.ocr, navig.searcher.guidebook;"
             "bad = [m for m in ('yt_dlp', 'whisper', 'rapidocr_onnxruntime', 'webvtt') if m in sys.modules];"

@@ -48,7 +48,7 @@ def test_extractive_reuses_the_given_clue_extractor_and_its_settings():
     assert isinstance(writer, ExtractiveWriter) and writer.clue_extractor is extractor
     assert writer.write(request()) == ExtractiveWriter().write(request())
     # without one, the extractor is built lazily from the configured clue settings
-    settings = CluesConfig(min_city_population=123456)
+    settings = CluesConfig(min_city_population=5_000_000)  # few city patterns: quick to build
     lazy = make_writer(ReasoningConfig(), clues_config=settings)
     assert lazy._clue_extractor is None
     assert lazy.clue_extractor.config is settings

@@ -34,6 +34,33 @@ def test_dry_run_prints_plan_and_published_tables(tmp_path):
     assert not (tmp_path / "out").exists()  # a dry run writes nothing
 
 
+def test_bare_dry_run_plans_the_papers_model(tmp_path):
+    """The README's `python benchmarks/reproduce_paper.py --dry-run`: no --model needed to see the plan."""
+    script = str(ROOT / "benchmarks" / "reproduce_paper.py")
+    proc = subprocess.run([sys.executable, script, "--dry-run"], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "10 run(s):" in out  # the paper's model x gws5k, im2gps3k x 5 ablations
+    full = next(line for line in out.splitlines() if "gws5k" in line and " Navig " in line)
+    assert "model=Qwen/Qwen2-VL-7B-Instruct adapter=(to be given)" in full
+    assert "runs/reproduce/qwen2-vl/gws5k/full (0 done)" in full
+    assert "note: no --model given" in out
+    assert "| Navig (Qwen2-VL) | paper | 0.7 | 6.7 | 31.9 | 66.9 | 91.1 | 965 | 3,389 |" in out
+    assert json.loads(out.strip().splitlines()[-1]) == {"runs": 10, "dry_run": True, "samples_done": 0,
+                                                       "out": "runs/reproduce"}
+    assert list(tmp_path.iterdir()) == []  # a dry run writes nothing
+
+    # a real run still needs the model, and says so
+    from typer.testing import CliRunner
+
+    from navig.cli import app
+
+    result = CliRunner().invoke(app, ["reproduce", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "a real run needs at least one model" in " ".join(result.output.split())
+    assert not (tmp_path / "out").exists()
+
+
 def test_paper_results_file_is_complete_for_the_quoted_numbers():
     from navig.eval.reproduce import PAPER_RESULTS, load_paper_results
 

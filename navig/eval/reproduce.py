@@ -98,7 +98,11 @@ def build_plan(models: list[ModelSpec], benchmarks: list[str], ablations: list[s
                 if ablation == "no_training" and spec.adapter is None and not spec.placeholder:
                     plan.notes.append(f"{spec.name}: no adapter given, so 'full' already is 'w/o training'")
                 run_dir = Path(out) / spec.name / name / ablation
-                done = read_done(run_dir / PREDICTIONS, repair=False)  # read-only: a plan writes nothing
+                try:
+                    done = read_done(run_dir / PREDICTIONS, repair=False)  # read-only: a plan writes nothing
+                except ValueError as exc:  # a corrupt line: the plan says so, the run itself will refuse
+                    done = {}
+                    plan.notes.append(str(exc))
                 plan.runs.append(PlannedRun(spec, bench, name, ablation, run_dir, len(done),
                                             sum(1 for row in done.values() if needs_retry(row))))
     if any(spec.placeholder for spec in models):

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 GAZETTEER_FORMAT = 1
 DEFAULT_MIN_POPULATION = 1000
+_SIGN_NOISE = re.compile(r"\d+([.,]\d+)?|\d*(km|mi|m|min|h)|[a-z]?\d+[a-z]?")  # distances, times, route numbers
 _WORD = re.compile(r"[^\W\d_]{2,}", re.UNICODE)
 
 
@@ -96,10 +97,15 @@ class OfflineGeocoder:
         code = _country_code(country)
         where = " AND p.country_code = ?" if code else ""
         extra = (code,) if code else ()
-        rows = self._rows(
-            "SELECT p.name, p.country_code, p.lat, p.lng, p.kind, 1.0 FROM names n JOIN places p ON p.id = n.place_id"
-            f" WHERE n.key = ?{where} ORDER BY n.is_primary DESC, p.kind = 'country' DESC, p.population DESC"
-            " LIMIT ?", (key, *extra, limit))
+        exact = ("SELECT p.name, p.country_code, p.lat, p.lng, p.kind, ? FROM names n JOIN places p ON p.id = n.place_id"
+                 f" WHERE n.key = ?{where} ORDER BY n.is_primary DESC, p.kind = 'country' DESC, p.population DESC"
+                 " LIMIT ?")
+        rows = self._rows(exact, (1.0, key, *extra, limit))
+        # sign text ("ALMATY 12 km"): the name without distances and route numbers is an exact key
+        core = " ".join(w for w in key.split() if not _SIGN_NOISE.fullmatch(w))
+        if not rows and core and core != key:
+            rows = self._rows(exact, (0.9, core, *extra, limit))
+            key = core
         words = _WORD.findall(key)
         for joiner, score in ((" AND ", 0.6), (" OR ", 0.3)):
             if rows or not words or (joiner == " OR " and len(words) < 2):

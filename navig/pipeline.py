@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "Qwen/Qwen2-VL-7B-Instruct"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
-FAILURE_KINDS = ("image", "backend", "pipeline", "unparseable")
+# failure_kind is one of image | backend | pipeline | unparseable (see the module docstring);
 # infrastructure failures: redoing them can succeed without changing the model or the image
 RETRYABLE_FAILURE_KINDS = frozenset({"backend", "pipeline"})
 
@@ -241,9 +241,10 @@ class NavigPipeline:
             label = crops[it.id][k].label
             if isinstance(answer, VLMError):  # only this crop question is lost
                 it.trace["errors"].append(f"crop_vlm: crop {k} {kind}: {answer}")
-                entry = {"crop": k, "label": label, "text": None, "error": str(answer)}
-                it.trace["ocr" if kind == "ocr" else "comments"].append(
-                    {**entry, "raw": None} if kind == "ocr" else entry)
+                if kind == "ocr":
+                    it.trace["ocr"].append({"crop": k, "label": label, "raw": None, "text": None, "error": str(answer)})
+                else:
+                    it.trace["comments"].append({"crop": k, "label": label, "text": None, "error": str(answer)})
             elif kind == "ocr":
                 it.trace["ocr"].append({"crop": k, "label": label, "raw": answer, "text": VLMOcr.parse(answer)})
             else:

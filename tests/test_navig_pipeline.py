@@ -183,7 +183,7 @@ def test_one_failing_image_fails_alone_and_retry_failed_redoes_it(tmp_path, shar
     from navig.eval.metrics import load_predictions
     from navig.pipeline import NavigPipeline, failure_kind
 
-    images = make_scene_images(tmp_path / "images", 3)  # sky red: 120, 160, 200
+    make_scene_images(tmp_path / "images", 3)  # sky red: 120, 160, 200
     (tmp_path / "images" / "broken.jpg").write_bytes(b"not a jpeg")
     outage = {"on": True}
     guess = '{"country": "Chile", "city": "Santiago", "latitude": -33.45, "longitude": -70.66}'
@@ -245,6 +245,35 @@ def test_one_failing_image_fails_alone_and_retry_failed_redoes_it(tmp_path, shar
     assert failure_kind({"prediction": {"latitude": 1, "longitude": 2}, "failure": None}) is None
 
 
+def test_failed_crop_questions_are_recorded_and_the_image_still_gets_a_prediction(tmp_path, shared_cache):
+    from navig.backends.openai_backend import OpenAIVLM
+    from navig.pipeline import NavigPipeline
+
+    def answer(body):
+        text = body["messages"][0]["content"][-1]["text"]
+        if text == prompts.OSM_GEN:
+            return "None"
+        if text.startswith("Analyze the"):
+            return 502  # every crop comment fails (after one retry)
+        return '{"country": "Chile", "city": "Santiago", "latitude": -33.45, "longitude": -70.66}'
+
+    images = make_scene_images(tmp_path / "images", 2)
+    with openai_server(answer) as server:
+        options = LocateOptions(model="m", backend="openai", base_url=server.url + "/v1", use_reasoner=False,
+                                detector=str(tiny_models()["detector"]), box_threshold=0.05, text_threshold=0.05,
+                                top_k=1, batch_size=2)
+        pipeline = NavigPipeline(options, vlm=OpenAIVLM("m", base_url=server.url + "/v1", max_attempts=2))
+        summary = locate_to_jsonl([(p.stem, p) for p in images], tmp_path / "p.jsonl", options, pipeline=pipeline)
+    assert summary["failures"] == 0 and summary["stage_errors"] == 2
+    for row in _lines(tmp_path / "p.jsonl"):
+        t = row["trace"]
+        assert row["prediction"]["city"] == "Santiago" and t["crops"]
+        assert len(t["comments"]) == len(t["crops"]) and all(c["text"] is None and "502" in c["error"]
+                                                             for c in t["comments"])
+        assert all(e.startswith("crop_vlm: crop ") and " comment: InternalServerError" in e for e in t["errors"])
+        assert t["tool_usage"]["comment"] == 0 and [x["text"] for x in t["ocr"]] == [None] * len(t["crops"])
+
+
 def test_benchmark_served_comparison_gives_the_same_predictions(tmp_path, shared_cache, guidebook):
     """benchmarks/navig_calls.py: batched and released call patterns, one server, same predictions."""
     import importlib.util
@@ -258,9 +287,9 @@ def test_benchmark_served_comparison_gives_the_same_predictions(tmp_path, shared
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     models = tiny_models()
-    images = make_scene_images(tmp_path / "images", 5)
+    images = make_scene_images(tmp_path / "images", 4)
     options = LocateOptions(model=str(models["vlm"]), detector=str(models["detector"]), guidebook=Path(guidebook),
-                            box_threshold=0.05, text_threshold=0.05, batch_size=3, crop_max_new_tokens=8)
+                            box_threshold=0.05, text_threshold=0.05, batch_size=3, top_k=1)
     detector = ZeroShotDetector(str(models["detector"]), box_threshold=0.05, text_threshold=0.05)
     detectors = {p: ZeroShotDetector(str(models["detector"]), prompts=(p,), box_threshold=0.05, text_threshold=0.05)
                  for p in options.detector_prompts}
@@ -268,7 +297,7 @@ def test_benchmark_served_comparison_gives_the_same_predictions(tmp_path, shared
                                   Path(guidebook), OfflineGeocoder())
     assert result["same_predictions"] and result["differences"] == []
     assert result["ours"]["predictions"] == result["original"]["predictions"] >= 1  # real predictions compared
-    assert result["ours"]["predictions"] + result["ours"]["failures"] == 5
+    assert result["ours"]["predictions"] + result["ours"]["failures"] == 4
     assert result["ours"]["generate_calls"] > 0 and result["original"]["generate_calls"] > 0
 
 

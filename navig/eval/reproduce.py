@@ -164,8 +164,8 @@ def geolocation_tables(paper: dict[str, Any], ours: dict[tuple[str, str, str], d
             out.append(f"| {row['label']} | paper | " + " | ".join(
                 _fmt((published or {}).get(k), k) for k in GEO_METRICS) + " |")
             if mine is not None:
-                out.append(f"| | ours | " + " | ".join(_fmt(mine.get(k), k) for k in GEO_METRICS) + " |")
-                out.append(f"| | Δ | " + " | ".join(
+                out.append("| | ours | " + " | ".join(_fmt(mine.get(k), k) for k in GEO_METRICS) + " |")
+                out.append("| | Δ | " + " | ".join(
                     _delta(mine.get(k), (published or {}).get(k), k) for k in GEO_METRICS) + " |")
         for (model, b, ablation), metrics in sorted(ours.items()):
             if b == bench and (model, b, ablation) not in seen:

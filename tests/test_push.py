@@ -12,7 +12,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
@@ -86,7 +86,7 @@ class FakeHub:
 
     def route(self, method, raw_path, headers, body):
         url = urlsplit(raw_path)
-        path, query = unquote(url.path), parse_qs(url.query)
+        path = unquote(url.path)
         if method == "GET" and path == "/api/agent-harnesses":  # public registry huggingface_hub fetches daily
             return 200, {"standardEnvVars": [], "harnesses": {}}, {}
         if headers.get("Authorization") != f"Bearer {self.token}":

@@ -171,7 +171,7 @@ def _round_opener(k: int, rng: random.Random) -> str:
     if k == 1:
         return "okay round one here we go"
     word = NUMBER_WORDS[k] if k < len(NUMBER_WORDS) else str(k)
-    return rng.choice([f"alright round {word}", f"next round let's go", f"okay round {word}"])
+    return rng.choice([f"alright round {word}", "next round let's go", f"okay round {word}"])
 
 
 def _plan_round(plan: RoundPlan, fps: int, width: int, pano_width: int, rng: random.Random) -> None:
@@ -557,7 +557,6 @@ def generate_corpus(out_dir: Path | str, n_videos: int = 2, rounds_per_video: in
     out = Path(out_dir)
     (out / "media").mkdir(parents=True, exist_ok=True)
     (out / "api").mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed)
     width, height = size
     pano_width = width * 3
     videos_json, truth_videos = [], []

@@ -127,7 +127,8 @@ def _discover(store: RunStore, cfg: CollectConfig, sources: list[str], *, force:
             continue
         store.mark_running(key, "discover", fp)
         with console.status(f"discovering {source}"):
-            result = discover([source], cfg.discover, cfg.download.ytdlp_options)
+            result = discover([source], cfg.discover, cfg.download.ytdlp_options, retries=cfg.download.retries,
+                              backoff_s=cfg.download.backoff_s, requests_per_s=cfg.download.requests_per_s)
         store.upsert_videos(result.videos)
         store.record_discover_skips(result.skipped)
         item_errors = [e for e in result.errors if e.source != source]

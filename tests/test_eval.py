@@ -240,3 +240,34 @@ def test_eval_on_naviclues_test_split_with_rouge(tmp_path):
     assert (out / "_images" / "naviclues").is_dir()  # dataset images were written to the cache first
     rouge = json.loads((out / "naviclues" / "rouge" / "rouge.json").read_text())
     assert rouge["n"] == 1 and 0 < rouge["rouge1"] < 1  # the JSON guess shares "france" with the reference
+
+
+def test_navig_eval_with_tiny_models_writes_everything_and_resumes(bench_dir, tmp_path, monkeypatch):
+    """The full pipeline (tiny random VLM + GroundingDINO + CLIP guidebook), not a served model."""
+    from typer.testing import CliRunner
+
+    from navig.searcher.guidebook import build_guidebook
+    from navig_fixtures import navig_cache_dir, tiny_models, write_jsonl
+
+    monkeypatch.setenv("NAVIG_CACHE", str(navig_cache_dir()))
+    models = tiny_models()
+    src = write_jsonl(tmp_path / "gb.jsonl", [{"country": "Chile", "clue": "Bollards with a red band."}])
+    guidebook = build_guidebook(src, tmp_path / "guidebook", clip_model=str(models["clip"]))["out"]
+    out = tmp_path / "out"
+    args = ["eval", "--benchmark", f"gws5k:{bench_dir}", "--model", str(models["vlm"]), "--guidebook", guidebook,
+            "--option", f"detector={models['detector']}", "--option", "box_threshold=0.05",
+            "--option", "text_threshold=0.05", "--option", "max_new_tokens=8", "--option", "crop_max_new_tokens=8",
+            "--option", "guess_max_new_tokens=16", "--batch-size", "2", "--out", str(out)]
+    result = CliRunner().invoke(_cli_app(), args)
+    assert result.exit_code == 0, result.output
+    run = out / "gws5k" / "full"
+    metrics = json.loads((run / "metrics.json").read_text())
+    lines = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines()]
+    assert metrics["n"] == 4 and len(lines) == 4 and (run / "metrics.md").is_file() and (out / "results.md").is_file()
+    # random weights: every sample has a prediction or a counted failure, never a silent constant
+    assert metrics["n_failed"] == sum(1 for r in lines if r["failure"]) >= 1  # the broken image at least
+    assert all((r["prediction"] is None) == (r["failure"] is not None) for r in lines)
+    assert any(r["trace"]["detections"] for r in lines if r["id"] != "broken")  # the Searcher ran
+    again = CliRunner().invoke(_cli_app(), args)
+    assert again.exit_code == 0, again.output
+    assert json.loads((run / "metrics.json").read_text())["located_now"] == 0

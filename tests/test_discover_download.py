@@ -193,8 +193,9 @@ def test_rate_limit_is_shared_across_processes(tmp_path):
              for _ in range(2)]
     stamps = sorted(float(line) for p in procs for line in p.communicate(timeout=60)[0].split())
     assert len(stamps) == 8
-    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
-    assert min(gaps) >= 0.045  # 20/s across both processes: starts at least 50 ms apart
+    # 20/s across both processes: 8 starts span ≥ 7 × 50 ms (unshared limits would finish in ~150 ms);
+    # the span, unlike single gaps, is robust to print jitter on a loaded machine
+    assert stamps[-1] - stamps[0] >= 0.30, stamps
 
 
 def test_rate_limiter_and_error_classes():

@@ -144,6 +144,61 @@ def test_video_helpers_pick_real_frame_times(corpus):
     assert image.size == (640, 360) and t == tv["rounds"][0]["guess_s"] + 1
 
 
+def test_keyframe_sampling_matches_full_decode(corpus):
+    from collect.video import frames_at, keyframe_times, probe, sample_every, sample_keyframes
+
+    root, tv = corpus
+    path = root / tv["media"]
+    info = probe(path)
+    keys = keyframe_times(path, info)
+    assert keys[:3] == [0.0, 5.0, 10.0] and all(b - a == 5.0 for a, b in zip(keys, keys[1:]))  # the demo's 5 s GOP
+    sampled = sample_keyframes(path, 6.0, max_side=320, info=info)
+    times = [t for t, _ in sampled]
+    assert times == keys  # 5 s apart is within 6 s: every keyframe, never a gap above `every_s`
+    sparse = [t for t, _ in sample_keyframes(path, 12.0, info=info)]
+    assert sparse[0] == 0.0 and set(sparse) < set(keys) and max(b - a for a, b in zip(sparse, sparse[1:])) <= 12.0
+    # keyframes are intra-coded: the same pixels as a full decode reaching them
+    full = dict(frames_at(path, times[:4], max_side=320, info=info))
+    for t, frame in sampled[:4]:
+        assert np.array_equal(frame, full[t])
+    assert sample_keyframes(path, 4.0, info=info) is None  # keyframes too sparse: the caller decodes all
+    assert [t for t, _ in sample_every(path, 4.0, info=info)][:3] == [0.0, 4.0, 8.0]
+
+
+def test_keyframe_sampling_with_reordered_frames(corpus, tmp_path):
+    """H.264 with B-frames (YouTube's usual encode): keyframes keep their own times and pixels."""
+    import subprocess
+
+    from collect.video import ffmpeg_exe, frames_at, keyframe_times, probe, sample_keyframes
+
+    root, tv = corpus
+    bframes = tmp_path / "bframes.mp4"
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-y", "-i", str(root / tv["media"]), "-t", "40", "-an",
+                    "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-bf", "3", "-g", "6",
+                    "-sc_threshold", "0", str(bframes)], check=True)
+    info = probe(bframes)
+    keys = keyframe_times(bframes, info)
+    assert keys[:3] == [0.0, 3.0, 6.0]
+    sampled = sample_keyframes(bframes, 6.0, max_side=320, info=info)
+    assert [t for t, _ in sampled] == keys
+    full = dict(frames_at(bframes, keys, max_side=320, info=info))
+    assert all(np.array_equal(frame, full[t]) for t, frame in sampled)
+
+
+def test_windows_sharing_a_seek_return_what_each_window_asks(corpus):
+    from collect.video import frames_at, frames_in_windows, probe
+
+    root, tv = corpus
+    path = root / tv["media"]
+    info = probe(path)
+    groups = [[20.2, 21.0, 22.0], [21.5, 22.0, 23.2], [25.0, 26.4], [], [90.0, 92.0], [3.0, 1.0]]
+    alone = [frames_at(path, g, info=info, transform=lambda f: f.tobytes()) if g else [] for g in groups]
+    # workers=1: the cost model picks one pass over everything; many workers: one seek per cluster
+    for workers in (1, 64):
+        merged = frames_in_windows(path, groups, info=info, transform=lambda f: f.tobytes(), workers=workers)
+        assert merged == alone, workers
+
+
 def _ffmpeg_children() -> list[int]:
     """ffmpeg processes whose parent is this test process (any state, zombies included)."""
     import os
@@ -163,7 +218,7 @@ def _ffmpeg_children() -> list[int]:
 def test_a_raising_transform_leaves_no_ffmpeg_behind(tmp_path):
     import subprocess
 
-    from collect.video import ffmpeg_exe, frames_at, sample_every
+    from collect.video import ffmpeg_exe, frames_at, frames_in_windows, sample_every, sample_keyframes
 
     video = tmp_path / "many_frames.mp4"
     # 300 frames of 160x120 RGB: far more than a pipe buffer holds, so an abandoned ffmpeg would block writing
@@ -178,6 +233,10 @@ def test_a_raising_transform_leaves_no_ffmpeg_behind(tmp_path):
         sample_every(video, 0.01, transform=boom)
     with pytest.raises(RuntimeError, match="consumer failed"):
         frames_at(video, [1.0, 2.0, 3.0], transform=boom)
+    with pytest.raises(RuntimeError, match="consumer failed"):
+        sample_keyframes(video, 20.0, transform=boom)
+    with pytest.raises(RuntimeError, match="consumer failed"):
+        frames_in_windows(video, [[1.0, 2.0], [8.0, 9.0]], transform=boom)
     assert _ffmpeg_children() == []  # killed and reaped, not blocked on a full pipe
 
 

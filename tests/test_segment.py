@@ -150,6 +150,21 @@ def test_counter_left_on_result_screens(tmp_path):
     _assert_matches_truth(spans, tv["rounds"])
 
 
+def test_sparse_keyframes_fall_back_to_decoding_every_frame(corpus, segmented, tmp_path):
+    root, tv = corpus
+    assert segmented[1].outputs["sampling"] == "keyframes"  # the demo's 5 s GOP ≤ the 6 s sample interval
+    ctx, _, _ = _run(root, tv["id"], tmp_path, run=False)
+    sparse = tmp_path / "sparse_keyframes.mp4"  # one keyframe every 20 s (2 fps): too sparse to sample
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-y", "-i", str(root / tv["media"]), "-c:v", "libx264",
+                    "-preset", "ultrafast", "-g", "40", "-keyint_min", "40", "-sc_threshold", "0", "-c:a", "copy",
+                    str(sparse)], check=True)
+    _replace_video(ctx, sparse)
+    outcome = SegmentStage()(ctx)
+    assert outcome.status == "done", outcome.error
+    assert outcome.outputs["sampling"] == "every-frame"
+    _assert_matches_truth([from_dict(RoundSpan, r) for r in read_json(ctx.path(layout.ROUNDS_JSON))], tv["rounds"])
+
+
 def test_truncated_video_fails_with_cause(corpus, tmp_path):
     root, tv = corpus
     ctx, _, _ = _run(root, tv["id"], tmp_path, run=False)

@@ -3,11 +3,14 @@
 The paper sampled a frame every 6 s and read the result screen ("Next"/"End" button,
 score) with OCR. We do the same, cheaply:
 
-1. one ffmpeg pass pulls a frame every `sample_every` s, cropped to two regions only:
-   the round-counter box (top right) and the result panel (bottom centre);
+1. one ffmpeg pass pulls a frame at least every `sample_every` s, cropped to two regions
+   only: the round-counter box (top right) and the result panel (bottom centre). Where the
+   stream's keyframes are that dense (YouTube: 2–5 s GOPs) it decodes keyframes only,
+   else it decodes every frame;
 2. OCR reads the counter crop first ("ROUND 2 / 5" ⇒ gameplay of round 2); only frames
    without a counter get the (bigger) result-panel OCR ("4,873 points", "12.3 km",
-   NEXT / VIEW SUMMARY / END ⇒ result screen);
+   NEXT / VIEW SUMMARY / END ⇒ result screen). OCR runs as the samples arrive, while
+   ffmpeg decodes the next ones;
 3. every state change is refined by a binary search over frames `refine_step` apart
    between the two samples around it (one ffmpeg call per change, lazy OCR);
 4. rounds = result screens in order: guess_s = first result frame, start_s = first
@@ -34,7 +37,8 @@ from collect.config import SegmentConfig
 from collect.fsutil import atomic_write_json, inside, read_json
 from collect.records import RoundSpan, Transcript, from_dict, to_dict
 from collect.stages.base import Stage, StageOutcome, VideoContext
-from collect.video import VideoError, VideoInfo, frames_at, frames_in_windows, probe, sample_every
+from collect.video import (VideoError, VideoInfo, frames_at, frames_in_windows, probe, sample_every,
+                           sample_keyframes)
 
 # Regions read by OCR, as fractions (x0, y0, x1, y1) of the frame: GeoGuessr's status bar
 # sits top right; the score, distance and NEXT button of the result screen bottom centre.
@@ -126,10 +130,13 @@ class Reader:
     Within one round the counter box (and a result screen) hardly changes between
     samples, so a crop that matches a recently read crop pixel for pixel (≤ a few pixels
     differing by > 48 grey levels; a changed digit differs by dozens) reuses that reading.
-    This removes most OCR calls, including nearly all of the refinement probes.
+    This removes most OCR calls, including nearly all of the refinement probes. The cache
+    holds a few dozen readings (most recent first, so hits are found early): refinement runs
+    after all samples are read and probes every round again, so a cache of only the last few
+    readings would OCR each round's counter twice.
     """
 
-    CACHE_SIZE = 6
+    CACHE_SIZE = 40
 
     def __init__(self) -> None:
         self.stats = OcrStats()
@@ -270,6 +277,7 @@ class SegmentResult:
     ocr: OcrStats
     seconds: dict[str, float]
     ocr_cache_hits: int = 0
+    sampling: str = "every-frame"  # "keyframes" when the coarse samples were keyframes only
 
 
 class SegmentationError(RuntimeError):
@@ -290,9 +298,23 @@ def segment_video(path: Path | str, config: SegmentConfig | None = None, transcr
     info = probe(path)
     step, every = float(config.refine_step), float(config.sample_every)
     max_side = int(config.ocr_max_side)
-    clock["sample"] = time.perf_counter()
+    clock["sample_ocr"] = time.perf_counter()
     complaints: list[str] = []
-    samples = sample_every(path, every, max_side=max_side, info=info, transform=_as_crops, diagnostics=complaints)
+    reader = Reader()
+
+    def read_sample(frame: np.ndarray) -> dict:
+        # OCR each sample as it arrives, while ffmpeg decodes the next ones; the readings stay
+        # in the crops dict, so `observe` below only assembles them
+        crops = _as_crops(frame)
+        reader.observe(0.0, crops)
+        return crops
+
+    # keyframes alone when they are dense enough (no inter-frame decoding), else every frame
+    samples = sample_keyframes(path, every, max_side=max_side, info=info, transform=read_sample)
+    sampling = "keyframes" if samples is not None else "every-frame"
+    if samples is None:
+        samples = sample_every(path, every, max_side=max_side, info=info, transform=read_sample,
+                               diagnostics=complaints)
     said = f"; ffmpeg: {' | '.join(complaints[-2:])[:300]}" if complaints else ""
     if not samples:
         raise VideoError(f"{path.name}: ffmpeg decoded no frames{said}")
@@ -300,7 +322,6 @@ def segment_video(path: Path | str, config: SegmentConfig | None = None, transcr
         raise VideoError(f"{path.name}: decoded frames stop at {samples[-1][0]:.1f} s of the "
                          f"{info.duration_s:.1f} s the container reports (truncated or corrupt file){said}")
     clock["ocr"] = time.perf_counter()
-    reader = Reader()
     crops_at = {t: c for t, c in samples}
     obs = [reader.observe(t, c) for t, c in samples]
     counters_seen = any(o.kind == "play" for o in obs)
@@ -435,7 +456,7 @@ def segment_video(path: Path | str, config: SegmentConfig | None = None, transcr
     clock["end"] = time.perf_counter()
     names = list(clock)
     seconds = {names[i]: round(clock[names[i + 1]] - clock[names[i]], 3) for i in range(len(names) - 1)}
-    return SegmentResult(rounds, obs, info.duration_s, reader.stats, seconds, reader.cache_hits)
+    return SegmentResult(rounds, obs, info.duration_s, reader.stats, seconds, reader.cache_hits, sampling)
 
 
 def _recover_missed_results(path: Path, info: VideoInfo, obs: list[Observation], runs: list[list[Observation]],
@@ -530,6 +551,7 @@ class SegmentStage(Stage):
         atomic_write_json(ctx.path(layout.ROUNDS_JSON), [to_dict(r) for r in result.rounds])
         outcome = StageOutcome.done(
             path=layout.ROUNDS_JSON, rounds=len(result.rounds), samples=len(result.observations),
+            sampling=result.sampling,
             ocr_calls=result.ocr.calls, ocr_cache_hits=result.ocr_cache_hits, ocr_seconds=round(result.ocr.seconds, 3),
             with_points=sum(r.points is not None for r in result.rounds), seconds=result.seconds)
         outcome.note = "; ".join(notes) or None

@@ -22,6 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
+from collect.secrets import redact as collect_redact
+
 EXTENSION_SHORT_NAME = "push"
 EXTENSION_OWNER = "naviclues-local"
 RELEASE_FOLDER = "hub"
@@ -63,9 +65,7 @@ class PushReport:
 
 
 def redact(text: str, secret: str | None) -> str:
-    if secret:
-        text = text.replace(secret, "***")
-    return text
+    return collect_redact(text, [secret] if secret else []) or ""
 
 
 def _one_line(text: str) -> str:

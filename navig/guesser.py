@@ -64,28 +64,25 @@ def _candidates(text: str) -> list[str]:
     return out
 
 
+# (name, pattern, replacement), applied in order; each that changes the text is one repair step
+_REPAIRS = (
+    ("comments", r"//[^\n]*", ""),
+    ("trailing_comma", r",\s*([}\]])", r"\1"),
+    ("unquoted_keys", r"(?<=[{,])\s*([A-Za-z_]\w*)\s*:", r'"\1":'),
+    ("placeholders", r":\s*<[^>]*>", ": null"),
+    ("hemisphere_suffix", r"(:\s*)([-+−]?\d+(?:\.\d+)?\s*°?\s*[NSEWnsew])(\s*[,}])", r'\1"\2"\3'),
+)
+
+
 def _repairs(blob: str) -> list[tuple[str, str]]:
     """Progressively repaired versions of a JSON-ish object, with what was changed."""
     steps = []
-    fixed = re.sub(r"//[^\n]*", "", blob)
-    if fixed != blob:
-        steps.append(("comments", fixed))
-    t = re.sub(r",\s*([}\]])", r"\1", fixed)
-    if t != fixed:
-        fixed = t
-        steps.append(("trailing_comma", fixed))
-    t = re.sub(r"(?<=[{,])\s*([A-Za-z_]\w*)\s*:", r'"\1":', fixed)
-    if t != fixed:
-        fixed = t
-        steps.append(("unquoted_keys", fixed))
-    t = re.sub(r":\s*<[^>]*>", ": null", fixed)
-    if t != fixed:
-        fixed = t
-        steps.append(("placeholders", fixed))
-    t = re.sub(r"(:\s*)([-+−]?\d+(?:\.\d+)?\s*°?\s*[NSEWnsew])(\s*[,}])", r'\1"\2"\3', fixed)
-    if t != fixed:
-        fixed = t
-        steps.append(("hemisphere_suffix", fixed))
+    fixed = blob
+    for name, pattern, replacement in _REPAIRS:
+        repaired = re.sub(pattern, replacement, fixed)
+        if repaired != fixed:
+            fixed = repaired
+            steps.append((name, fixed))
     return steps
 
 

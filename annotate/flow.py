@@ -56,7 +56,7 @@ def run_annotate(out_dir: Path, settings: dict[str, Any] | None = None, console:
     agreement = Counter()
     for r in rounds:
         reasons = apply_filters(r, cfg)
-        parse = geoparser.predict(r.words, guess_s=r.guess_s) if r.words else None
+        parse = geoparser.predict(r.words, guess_s=r.guess_s, round_number=r.round) if r.words else None
         code, _ = truth_place(r)
         if parse is not None and parse.country_code and code:
             agreement["agree" if parse.country_code == code else "disagree"] += 1

@@ -24,7 +24,8 @@ The guess point is the guess time when word timestamps are known, else where rev
 (scores, distances, "oh it was") or guess-commit phrases ("let's find out") start
 (`reveal_offset`). A window may hold the previous round's tail and the next round's start: it
 is cut at round-start markers ("next round", "here we are") and the longest piece is this round;
-mentions outside it count little. Result talk that opens an untimed window ("4000 points, good
+mentions outside it count little. Given the round's number, a spoken "round three" settles where
+this round starts, and a judged one ("good second round") where it ends (`_named_round_bounds`). Result talk that opens an untimed window ("4000 points, good
 score") is the previous round's too: the round starts where that stretch ends. But a window may be
 cut a round late: it opens with THIS round's result and then holds the whole next round — its
 reasoning, guess, a reveal naming another country, and talk about that result. When the window
@@ -32,8 +33,11 @@ runs on well past such a later reveal (a window ending at its reveal is that rou
 place named in the opening result talk decides (`_opening_result`). With word times and the guess
 time the window is known to be this round and neither rule applies.
 
-Widely spoken languages ("it's Portuguese") stay weak whatever cue precedes them, and ISO
-subdivisions whose names are English words ("meta", "delta") are not mentions.
+Widely spoken languages ("it's Portuguese") stay weak whatever cue precedes them unless the word
+describes a thing ("french plates"), and ISO subdivisions whose names are English words ("meta",
+"delta") are not mentions. A name repeated within a few words ("danan danan danan", read off a
+sign) is one mention, a city matched only by a GeoNames alternate name counts half, and a bare
+"i guess" is filler, not a commitment.
 
 Ambiguous names ("Georgia", "Victoria", "Columbia") are resolved in a second pass toward the
 candidate the unambiguous evidence already favours, else by population prior.
@@ -73,7 +77,7 @@ class CueWeights:
     conclusion: float = 1.3  # "I think X"
     negation: float = -0.6  # "not X" (a vote against)
     comparison: float = 0.6  # "like in X"
-    other_round: float = 0.3  # before an early round-start marker or after a late one
+    other_round: float = 0.2  # before an early round-start marker or after a late one
     novel_after_reveal: float = 2.0  # a country first named after the guess/reveal: what the result showed
     first_after_reveal: float = 2.5  # the first country named shortly after the guess/reveal point
     first_after_reveal_tokens: int = 50
@@ -87,6 +91,12 @@ WIDESPREAD_LANGUAGES = frozenset({"english", "spanish", "french", "portuguese", 
                                   "dutch", "chinese", "swedish", "malay", "korean", "serbian", "croatian",
                                   "bosnian", "romanian", "greek", "turkish", "albanian", "danish", "italian"})
 WIDESPREAD_WEIGHT = 0.35
+# things a demonym can describe that no language does: "french plates" is France, "french signs" may be Quebec
+OBJECT_NOUNS = frozenset({"plate", "plates", "flag", "flags", "bollard", "bollards", "pole", "poles", "car", "cars",
+                          "license", "licence", "number", "coverage", "guardrail", "guardrails", "chevron",
+                          "chevrons", "architecture", "houses", "style", "police", "registration"})
+ALTERNATE_NAME_WEIGHT = 0.5  # a city matched by one of its GeoNames alternate names, not its own
+REPEAT_TOKENS = 4  # a name said again within this many words is one mention
 # phrases that are not a country even though a country word is in them
 NOT_COUNTRY = ("south america", "north america", "central america", "latin america", "south american",
                "north american", "latin american", "central american", "native american",
@@ -135,7 +145,10 @@ CONCLUSION_CUES = ("guess", "going to go", "gonna go", "i'll go", "i will go", "
                    "this is", "it's", "i think", "probably", "pretty sure", "confident", "i'd say", "click",
                    "put it in", "somewhere in", "let's go", "i'm thinking", "feels like", "looks like",
                    "makes me think", "i want to go", "we are", "we're")
-STRONG_CONCLUSION = ("should be", "this is definitely", "guess", "go with", "going with", "gonna go", "going to go",
+# "guess" commits only as a verb of deciding ("i'll guess", "my guess is"): a bare "i guess" is filler
+STRONG_CONCLUSION = ("should be", "this is definitely", "going to guess", "gonna guess", "i'll guess", "let's guess",
+                     "will guess", "my guess", "guess is", "guessing", "to guess", "go with", "going with", "gonna go",
+                     "going to go",
                      "i'll go", "go for", "has to be", "must be", "we're in", "we are in", "i want to go",
                      "put it in", "click")
 REVEAL_CUES = ("it was", "it's in", "was in", "it is", "oh it's", "that's", "this was", "we were in",
@@ -144,7 +157,7 @@ REVEAL_CUES = ("it was", "it's in", "was in", "it is", "oh it's", "that's", "thi
 REVEAL_STATEMENTS = ("it was", "oh it's", "this was", "we were in", "it was in", "was actually", "it is",
                      "it's actually", "is actually", "we were")
 # a surprised "oh X" / "oh okay X" right after the guess names the revealed country
-SURPRISE_CUES = ("oh", "oh okay", "oh wow", "oh so", "oh no", "oh it", "oh to", "oh in")
+SURPRISE_CUES = ("oh", "oh okay", "oh wow", "oh so", "oh no", "oh it", "oh to", "oh in", "ah", "ah okay", "aha")
 # hindsight after a wrong guess names the truth even when worded as a negation ("wasn't thinking X at all")
 REGRET_CUES = ("talked myself out of", "talk myself out of", "should have gone", "should've gone", "should have went",
                "should have stuck with", "should have guessed", "should have said", "should have clicked",
@@ -166,6 +179,11 @@ ROUND_START_MARKERS = ("next round", "round two", "round three", "round four", "
                        "final round", "last round", "next one", "this one is going to be", "let's begin",
                        "here we are", "keep it going", "moving on", "let's start", "first round", "round one",
                        "round 1", "off we go")
+ROUND_NUMBER_WORDS = {1: ("one", "first"), 2: ("two", "second"), 3: ("three", "third"), 4: ("four", "fourth"),
+                      5: ("five", "fifth")}
+# a round named right after one of these is being judged ("good second round"): its result, so its end
+ROUND_VERDICT_WORDS = frozenset({"good", "great", "nice", "bad", "decent", "solid", "terrible", "awful", "perfect",
+                                 "strong", "rough", "that", "tough", "brilliant", "amazing", "poor"})
 NEGATION_CUES = ("over", "not", "n't", "no", "never", "rather than", "instead of", "than", "except", "wasn't", "isn't",
                  "doesn't", "don't", "ruled out", "rule out", "eliminate", "other than", "nothing like", "unlike")
 COMPARISON_CUES = ("like in", "similar to", "as in", "same as", "compared to", "for example", "such as", "also in",
@@ -184,6 +202,7 @@ class Mention:
     weight: float = 0.0  # filled by scoring
     code: str | None = None  # resolved country
     options: list[tuple] = field(default_factory=list)  # (code, kind, population prior, place) per candidate
+    describes_object: bool = False  # "french plates": a demonym naming a thing's country, not a language
 
 
 @dataclass
@@ -195,6 +214,7 @@ class GeoParse:
     confidence: float
     evidence: list[str] = field(default_factory=list)
     error: str | None = None  # set when nothing could be parsed (empty transcript, no mention)
+    ranked: list[tuple[str, float]] = field(default_factory=list)  # every country named, best score first
 
 
 _NAME_KINDS = frozenset({"name", "demonym", "language", "misspelling"})
@@ -307,14 +327,19 @@ class Geoparser:
                     kind = entries[0][1] if len(entries) == 1 else _dominant_kind(entries)
                     found.append(Mention(text=key, key=key, candidates=[(e[0], e[2] / total) for e in entries],
                                          kind=kind, token_index=i, place=next((e[3] for e in entries if e[3]), None),
-                                         options=list(entries)))
+                                         options=list(entries),
+                                         describes_object=i + n < len(tokens) and tokens[i + n] in OBJECT_NOUNS))
                 i += n - 1
                 break
             i += 1
         return found
 
     # --- scoring --------------------------------------------------------------------------
-    def predict(self, transcript: str | list[dict], guess_s: float | None = None) -> GeoParse:
+    def predict(self, transcript: str | list[dict], guess_s: float | None = None,
+                round_number: int | None = None) -> GeoParse:
+        """Country (and city/region) of one round. `transcript`: text, or word records with start
+        times; `guess_s`: when the guess was made (word times only); `round_number`: the round's
+        number in its game (1–5), which lets a spoken "round three" mark where this round starts."""
         if isinstance(transcript, list):
             words = [w for w in transcript if str(w.get("text", "")).strip()]
             text = " ".join(str(w["text"]) for w in words)
@@ -328,12 +353,12 @@ class Geoparser:
             tokens, token_times = _tokens(text), None
         if not tokens:
             return GeoParse(None, None, None, None, 0.0, [], error="empty transcript")
-        mentions = self.mentions(tokens)
+        mentions = _without_repeats(self.mentions(tokens))
         if not mentions:
             return GeoParse(None, None, None, None, 0.0, [], error="no place mentioned")
         guess_index = self._guess_index(tokens, token_times, guess_s)
         guess_known = guess_index is not None
-        bounds = _round_bounds(tokens)
+        bounds = _round_bounds(tokens, round_number)
         if guess_index is None and self.weights.detect_reveal:
             # this round's reveal lies inside this round's piece of the window
             start, end = bounds
@@ -384,7 +409,8 @@ class Geoparser:
             said = " ".join(tokens[max(0, revealed.token_index - 3):revealed.token_index + 1])
             evidence.insert(0, f"revealed after the guess: {said}")
         return GeoParse(best_code, country.name if country else best_code, city, region,
-                        round(best_score / positive, 3) if positive else 0.0, evidence)
+                        round(best_score / positive, 3) if positive else 0.0, evidence,
+                        ranked=[(code, round(score, 3)) for code, score in ranked])
 
     def _boost_first_after_reveal(self, mentions: list[Mention], scores: dict[str, float], guess_index: int,
                                   bounds: tuple[int, int]) -> None:
@@ -467,6 +493,8 @@ class Geoparser:
         if m.kind == "city" and m.place is not None:
             # bigger cities are likelier meant; a 15k town named like a word is a weak vote
             w *= min(1.0, 0.4 + 0.1 * math.log10(max(m.place.population, 10)))
+            if gazetteer.normalize(m.place.name) != m.key:
+                w *= ALTERNATE_NAME_WEIGHT  # "danan" for Da Nang: captions make such spellings out of other words
         before = _phrase_before(tokens, m.token_index, 4)
         near = _phrase_before(tokens, m.token_index, 8)
         # position: later counts more; the first stretch is intro / previous round's reveal
@@ -482,7 +510,7 @@ class Geoparser:
             w *= cw.after_guess_reveal if _has_cue(near, REVEAL_CUES) else cw.after_guess
         elif pos > 0.5 and _states_reveal(near):
             w *= cw.reveal_statement
-        elif pos > 0.5 and _has_cue(_phrase_before(tokens, m.token_index, 2), SURPRISE_CUES):
+        elif pos > 0.5 and len(m.candidates) == 1 and _has_cue(_phrase_before(tokens, m.token_index, 2), SURPRISE_CUES):
             w *= cw.surprise
         elif after_guess:
             w *= cw.detected_after
@@ -503,8 +531,21 @@ class Geoparser:
         return w
 
 
+def _without_repeats(mentions: list[Mention]) -> list[Mention]:
+    """One vote for a name said again within a few words ("danan danan danan", "french french"):
+    a speaker repeating a word while reading a sign has not found more evidence."""
+    kept: list[Mention] = []
+    last_seen: dict[str, int] = {}
+    for m in mentions:
+        previous = last_seen.get(m.key)
+        last_seen[m.key] = m.token_index
+        if previous is None or m.token_index - previous > REPEAT_TOKENS:
+            kept.append(m)
+    return kept
+
+
 def _widespread(m: Mention) -> bool:
-    return m.kind in ("demonym", "language") and m.key in WIDESPREAD_LANGUAGES
+    return m.kind in ("demonym", "language") and m.key in WIDESPREAD_LANGUAGES and not m.describes_object
 
 
 def _states_reveal(context: str) -> bool:
@@ -520,28 +561,67 @@ def _is_negated(tokens: list[str], index: int) -> bool:
     return any(f" {cue} " in window for cue in NEGATION_CUES) or any(w.endswith("n't") for w in window.split())
 
 
-def _round_bounds(tokens: list[str]) -> tuple[int, int]:
-    """Token range of this round inside a window that may also hold the previous round's tail and
-    the next round's start: the window is cut at every round-start marker ("next round", "round
-    three", "here we are"…; cuts closer than `MIN_ROUND_TOKENS` merge into the later one) and the
-    longest piece is taken as this round (a window is cut around one round, so it holds most of it)."""
-    joined = " " + " ".join(tokens) + " "
-    n = len(tokens)
-    cuts = []
-    for marker in ROUND_START_MARKERS:
-        for match in re.finditer(re.escape(f" {marker} "), joined):
-            cuts.append(joined[: match.start() + 1].count(" ") - 1)
+def _round_cuts(tokens: list[str]) -> list[int]:
+    """Token indices where a round starts (round-start markers); cuts closer than `MIN_ROUND_TOKENS`
+    merge into the later one, and none sits in the window's first few words."""
+    cuts = _phrase_positions(tokens, tuple(re.escape(m) for m in ROUND_START_MARKERS))
     merged: list[int] = []
-    for cut in sorted(cuts):
+    for cut in cuts:
         if cut < MIN_ROUND_TOKENS // 2:
             continue
         if merged and cut - merged[-1] < MIN_ROUND_TOKENS:
             merged[-1] = cut
         else:
             merged.append(cut)
-    edges = [0, *merged, n]
+    return merged
+
+
+def _round_bounds(tokens: list[str], round_number: int | None = None) -> tuple[int, int]:
+    """Token range of this round inside a window that may also hold the previous round's tail and
+    the next round's start. When the speaker names this round ("round three let's keep it going",
+    "good second round") that settles where it starts or ends (`_named_round_bounds`); otherwise
+    the window is cut at every round-start marker ("next round", "here we are"…) and the longest
+    piece is taken as this round (a window is cut around one round, so it holds most of it)."""
+    cuts = _round_cuts(tokens)
+    n = len(tokens)
+    named = _named_round_bounds(tokens, round_number, cuts) if round_number else None
+    if named is not None:
+        return named
+    edges = [0, *cuts, n]
     pieces = [(edges[i], edges[i + 1]) for i in range(len(edges) - 1) if edges[i + 1] > edges[i]]
     return max(pieces, key=lambda p: p[1] - p[0]) if pieces else (0, n)
+
+
+def _named_round_bounds(tokens: list[str], round_number: int, cuts: list[int]) -> tuple[int, int] | None:
+    """This round's range when the speaker names it. Named with a verdict ("good second round",
+    "that final round") it is this round's result, so the round ends there; named plainly ("round
+    three here we go") it starts there. The other end is the nearest round-start marker at least a
+    round's length away, else the window's edge. None when the round isn't named (or only judged in
+    the opening words, where the window may start at this round's end)."""
+    names = _round_names(round_number)
+    if not names:
+        return None
+    n = len(tokens)
+    for pos in _phrase_positions(tokens, names):
+        if pos and tokens[pos - 1] in ROUND_VERDICT_WORDS:
+            if pos < MIN_ROUND_TOKENS:
+                continue  # judged in the opening words: the window may start at this round's end
+            start = max((c for c in cuts if c <= pos - MIN_ROUND_TOKENS), default=0)
+            return start, min(n, pos + 2)
+        end = min((c for c in cuts if c >= pos + MIN_ROUND_TOKENS), default=n)
+        return pos, end
+    return None
+
+
+def _round_names(round_number: int) -> tuple[str, ...]:
+    spoken = ROUND_NUMBER_WORDS.get(round_number)
+    if spoken is None:
+        return ()
+    cardinal, ordinal = spoken
+    names = [f"round {cardinal}", f"round {round_number}", f"{ordinal} round"]
+    if round_number == 5:
+        names += ["final round", "last round"]
+    return tuple(names)
 
 
 def _opening_reveal_end(tokens: list[str], guess_index: int | None) -> int:

@@ -39,7 +39,7 @@ def _share(flags: list[bool]) -> float | None:
     return round(sum(flags) / len(flags), 4) if flags else None
 
 
-def _round_number(row: dict) -> int | None:
+def round_number(row: dict) -> int | None:
     try:
         return int(row["round"])
     except (KeyError, TypeError, ValueError):
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
         truth = truth_code(row)
         words = row.get("words")
         result = parser.predict(words if words else row.get("transcript") or "", guess_s=row.get("guess_s"),
-                                round_number=_round_number(row))
+                                round_number=round_number(row))
         ok = truth is not None and result.country_code == truth
         if truth is None:
             skipped.append(row.get("id"))

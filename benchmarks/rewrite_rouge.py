@@ -23,6 +23,7 @@ from rouge_score import rouge_scorer  # noqa: E402
 
 from annotate.config import ReasoningConfig  # noqa: E402
 from annotate.stages.geoparse import pre_reveal_text  # noqa: E402
+from benchmarks.geoparse import round_number  # noqa: E402
 from annotate.stages.reasoning import ExtractiveWriter, ReasoningRequest, rewrite  # noqa: E402
 from collect.fsutil import atomic_write_text  # noqa: E402
 
@@ -31,7 +32,7 @@ def row_transcript(row: dict) -> str:
     words = row.get("words") or []
     if words and row.get("guess_s") is not None:
         return " ".join(str(w["text"]) for w in words if w.get("start", 0.0) < row["guess_s"])
-    return pre_reveal_text(row.get("transcript") or "")
+    return pre_reveal_text(row.get("transcript") or "", round_number=round_number(row))
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -739,19 +739,20 @@ def _reveal_token_index(tokens: list[str]) -> int | None:
     return None if offset is None else text[:offset].count(" ")
 
 
-def round_start_offset(text: str) -> int:
+def round_start_offset(text: str, round_number: int | None = None) -> int:
     """Character offset after the previous round's tail (an early round-start marker), else 0."""
     tokens, offsets = _spoken(text)
     if not tokens:
         return 0
-    start, _ = _round_bounds(tokens)
+    start, _ = _round_bounds(tokens, round_number)
     return offsets[start] if 0 < start < len(offsets) else 0
 
 
-def pre_reveal_text(text: str) -> str:
-    """The part of an untimed round transcript between the round start and the guess/reveal."""
+def pre_reveal_text(text: str, round_number: int | None = None) -> str:
+    """The part of an untimed round transcript between the round start and the guess/reveal
+    (`round_number`, when known, lets a spoken "round three" bound the round)."""
     text = strip_asr_tags(text or "")
-    start = round_start_offset(text)
+    start = round_start_offset(text, round_number)
     end = reveal_offset(text)
     if end is None or end <= start:
         end = len(text)

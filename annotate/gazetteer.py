@@ -153,6 +153,22 @@ _REGION_EXONYMS = {
     "Scottish Highlands": "GB", "Cornwall": "GB", "Wales": "GB", "Galicia": "ES", "Basque Country": "ES",
 }
 
+# Names of world regions that contain a country word ("South America" is not the US): a clue names
+# a region with them, never a country.
+WORLD_REGION_PHRASES = ("south america", "north america", "central america", "latin america", "south american",
+                        "north american", "latin american", "central american", "south east asian",
+                        "southeast asian", "east asian", "central asian", "south asian", "eastern european",
+                        "western european", "middle eastern")
+# Phrases with a country word in them that name no place at all ("french fries", "guinea pig").
+NOT_PLACE_PHRASES = ("native american", "african american", "new england", "english speaking", "spanish speaking",
+                     "french speaking", "portuguese speaking", "american football", "french fries",
+                     "german shepherd", "swiss cheese", "indian ocean", "chinese food", "turkey vulture",
+                     "guinea pig", "new guinea", "greek yogurt")
+# Demonyms that are also languages spoken in many countries: "it's Spanish" names a language, not Spain.
+WIDESPREAD_LANGUAGES = frozenset({"english", "spanish", "french", "portuguese", "german", "russian", "arabic",
+                                  "dutch", "chinese", "swedish", "malay", "korean", "serbian", "croatian",
+                                  "bosnian", "romanian", "greek", "turkish", "albanian", "danish", "italian"})
+
 # Demonyms that are ordinary English nouns first ("a concrete pole"): never a mention in free text.
 COMMON_WORD_DEMONYMS = frozenset({"pole", "kiwi", "swede", "finn", "turk", "dane", "brit", "pinoy", "lao"})
 

@@ -42,6 +42,20 @@ def test_asr_tags_and_filler_are_never_clues(extractor):
     assert texts == ["bollards", "sign"]
 
 
+def test_world_regions_and_shared_languages_name_no_country(extractor):
+    clues = extractor.extract(timed("this is south america not latin america the signs are in portuguese "
+                                    "maybe a guinea pig farm with latin letters and english but brazil plates"))
+    by_text = {c.text.lower(): c for c in clues}
+    assert by_text["south america"].category == "world_region" and by_text["south america"].entity is None
+    assert by_text["latin america"].category == "world_region"
+    assert by_text["portuguese"].category == "language" and by_text["portuguese"].entity is None
+    assert by_text["english"].category == "language" and by_text["english"].entity is None
+    assert by_text["latin"].category == "script"
+    # the country word inside a longer phrase is not a mention of that country
+    assert {c.entity for c in clues if c.entity} == {"BR"}
+    assert "guinea" not in by_text and "guinea pig" not in by_text
+
+
 def test_country_names_and_lowercase_pronoun(extractor):
     clues = extractor.extract(timed("let us go to brazil because of the US plates and the czech republic flag"))
     entities = [(c.text, c.category, c.entity) for c in clues if c.entity]

@@ -79,19 +79,27 @@ TAXONOMY: dict[str, tuple[str, ...]] = {
     "contact_info": ("phone number", "area code", "domain", "website", "postcode", "zip code"),
 }
 
-SCRIPTS = ("cyrillic", "latin script", "arabic script", "thai script", "greek alphabet", "hebrew", "hangul",
+SCRIPTS = ("cyrillic", "latin", "latin script", "arabic script", "thai script", "greek alphabet", "hebrew", "hangul",
            "kanji", "hiragana", "katakana", "devanagari", "bengali script", "georgian script", "armenian script",
            "khmer script", "lao script", "sinhala", "tamil script", "amharic", "ge'ez", "mongolian script")
 
 _ENTITY_CATEGORY = {"name": "country", "demonym": "demonym", "language": "language"}
+NOT_A_CLUE = "not_a_clue"  # matched only so that the country word inside ("guinea pig") is not a clue
 
 
 def _country_patterns() -> list[dict]:
     patterns = []
     for key, (code, how) in gazetteer.country_index().items():
-        if (len(key) < 3 and key != "uk") or key in gazetteer.COMMON_WORD_DEMONYMS:
+        if (len(key) < 3 and key != "uk") or key in gazetteer.COMMON_WORD_DEMONYMS or key in SCRIPTS:
             continue  # "us" is the pronoun in lowercase captions (matched by ORTH below); "pole" is a pole
+        if key in gazetteer.WIDESPREAD_LANGUAGES:
+            # "the signs are in Portuguese": a language clue, no single country
+            patterns.append({"label": "language", "pattern": key})
+            continue
         patterns.append({"label": _ENTITY_CATEGORY[how], "pattern": key, "id": code})
+    # longer phrases win over the country word inside them: "South America" is no US mention
+    patterns += [{"label": "world_region", "pattern": p} for p in gazetteer.WORLD_REGION_PHRASES]
+    patterns += [{"label": NOT_A_CLUE, "pattern": p} for p in gazetteer.NOT_PLACE_PHRASES]
     for c in gazetteer.countries():
         for lang in c.languages:
             key = gazetteer.normalize(lang)
@@ -147,7 +155,7 @@ class ClueExtractor:
     def __init__(self, config: CluesConfig | None = None):
         self.config = config or CluesConfig()
         self.nlp = load_pipeline(self.config.spacy_model, self.config.min_city_population)
-        self.labels = set(TAXONOMY) | {"country", "demonym", "language", "script", "city", "region"}
+        self.labels = set(TAXONOMY) | {"country", "demonym", "language", "script", "city", "region", "world_region"}
 
     @property
     def pipeline_name(self) -> str:

@@ -87,9 +87,7 @@ class CueWeights:
 
 WEIGHTS = CueWeights()
 # demonyms that are also languages spoken in many countries: weak evidence for the eponymous one
-WIDESPREAD_LANGUAGES = frozenset({"english", "spanish", "french", "portuguese", "german", "russian", "arabic",
-                                  "dutch", "chinese", "swedish", "malay", "korean", "serbian", "croatian",
-                                  "bosnian", "romanian", "greek", "turkish", "albanian", "danish", "italian"})
+WIDESPREAD_LANGUAGES = gazetteer.WIDESPREAD_LANGUAGES
 WIDESPREAD_WEIGHT = 0.35
 # things a demonym can describe that no language does: "french plates" is France, "french signs" may be Quebec
 OBJECT_NOUNS = frozenset({"plate", "plates", "flag", "flags", "bollard", "bollards", "pole", "poles", "car", "cars",
@@ -98,13 +96,7 @@ OBJECT_NOUNS = frozenset({"plate", "plates", "flag", "flags", "bollard", "bollar
 ALTERNATE_NAME_WEIGHT = 0.5  # a city matched by one of its GeoNames alternate names, not its own
 REPEAT_TOKENS = 4  # a name said again within this many words is one mention
 # phrases that are not a country even though a country word is in them
-NOT_COUNTRY = ("south america", "north america", "central america", "latin america", "south american",
-               "north american", "latin american", "central american", "native american",
-               "african american", "south east asian", "southeast asian", "east asian", "central asian",
-               "south asian", "eastern european", "western european", "middle eastern", "new england",
-               "english speaking", "spanish speaking", "french speaking", "portuguese speaking",
-               "american football", "french fries", "german shepherd", "swiss cheese", "indian ocean",
-               "chinese food", "turkey vulture", "guinea pig", "new guinea", "greek yogurt")
+NOT_COUNTRY = gazetteer.WORLD_REGION_PHRASES + gazetteer.NOT_PLACE_PHRASES
 # common misspellings in auto-captions, for names the gazetteer spells right
 MISSPELLINGS = {"columbia": "CO", "columbian": "CO", "phillipines": "PH", "philipines": "PH", "phillippines": "PH",
                 "philippine islands": "PH", "argentinia": "AR", "kazakstan": "KZ", "kyrgystan": "KG",

@@ -90,6 +90,7 @@ FEATURES = Features(
         "images": List(Image()),
         "reasoning": Value("string"),
         "reasoning_source": Value("string"),
+        "transcript_country_code": Value("string"),
         "messages": List(MESSAGE_FEATURE),
     }
 )
@@ -342,6 +343,7 @@ def example_to_row(example: Example) -> dict[str, Any]:
         "images": [image_value],
         "reasoning": example.reasoning,
         "reasoning_source": example.reasoning_source,
+        "transcript_country_code": example.transcript_country_code,
         "messages": build_messages(example.reasoning),
     }
 

@@ -22,7 +22,7 @@ from collect.fsutil import atomic_path, atomic_write_text
 
 STAT_COLUMNS = (
     "id", "video_id", "channel", "challenge_token", "lat", "lng", "country", "country_code", "continent",
-    "points", "distance_km", "clues", "reasoning", "reasoning_source",
+    "points", "distance_km", "clues", "reasoning", "reasoning_source", "transcript_country_code",
 )
 POINT_BINS = ((0, 1000), (1000, 2000), (2000, 3000), (3000, 4000), (4000, 5000), (5000, 5001))
 DISTANCE_BINS_KM = ((0, 1), (1, 10), (10, 100), (100, 1000), (1000, 5000), (5000, float("inf")))
@@ -53,6 +53,9 @@ FIELD_DOCS = {
     "frames / frame_times_s": "video frames of the round and their times (s)",
     "image / images": "the Street View panorama when fetched, else the best frame; `images == [image]` for TRL",
     "reasoning / reasoning_source": "the reasoning text and who produced it",
+    "transcript_country_code": "the country the player's own words conclude (geoparse of the round's talk, reveal "
+                               "included); differs from country_code when the player was wrong or the talk is "
+                               "another round's",
     "messages": "TRL conversational VLM record: user = image + prompt, assistant = reasoning",
 }
 
@@ -111,6 +114,7 @@ def compute_stats(dataset_dict: DatasetDict, drops: list[dict], *, filters_appli
     points = [float(r["points"]) for r in rows if r.get("points") is not None]
     distances = [float(r["distance_km"]) for r in rows if r.get("distance_km") is not None]
     reasoning_chars = [len(r["reasoning"] or "") for r in rows]
+    parsed = [r for r in rows if r.get("transcript_country_code")]
     return {
         "rows": len(rows),
         "splits": {split: len(split_rows) for split, split_rows in per_split.items()},
@@ -128,6 +132,10 @@ def compute_stats(dataset_dict: DatasetDict, drops: list[dict], *, filters_appli
         "clues": sum(len(r["clues"] or []) for r in rows),
         "reasoning_chars": _numeric_summary([float(n) for n in reasoning_chars]),
         "reasoning_sources": dict(sorted(Counter(r["reasoning_source"] or "unknown" for r in rows).items())),
+        "transcript_agreement": {
+            "parsed": len(parsed),
+            "agree": sum(r["transcript_country_code"] == r["country_code"] for r in parsed),
+        },
         "points": {**_numeric_summary(points), "histogram": _histogram(points, POINT_BINS)},
         "distance_km": {**_numeric_summary(distances), "histogram": _histogram(distances, DISTANCE_BINS_KM)},
         "channels": dict(sorted(Counter(r["channel"] or "unknown" for r in rows).items())),
@@ -281,6 +289,14 @@ def render_body(stats: dict[str, Any], plot_links: dict[str, str], *, title: str
               _table(("category", "clues"), list(stats["clue_categories"].items())), ""]
     parts += ["### Reasoning", "", f"Length in characters: {_fmt_summary(stats['reasoning_chars'])}.", "",
               _table(("reasoning_source", "rows"), list(stats["reasoning_sources"].items())), ""]
+    agreement = stats.get("transcript_agreement") or {}
+    if agreement.get("parsed"):
+        line = (f"The player's own words conclude the true country in {agreement['agree']} of "
+                f"{agreement['parsed']} rows (`transcript_country_code`, parsed from the talk including the reveal).")
+        if agreement["agree"] < agreement["parsed"]:
+            line += (" In the others the player was wrong and never named the answer, or the talk belongs to "
+                     "another round.")
+        parts += ["### Transcript vs truth", "", line, ""]
     parts += ["### Points", "", f"{_fmt_summary(stats['points'])}.", "",
               _table(("points", "rows"), [(f"{h['low']}-{h['high'] - 1}" if h["high"] - h["low"] > 1 else h["low"], h["count"])
                                           for h in stats["points"].get("histogram", [])]), ""]

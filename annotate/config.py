@@ -33,6 +33,10 @@ class FilterConfig(_Section):
     min_points: int = 3400
     allow_moving: bool = Field(False, description="False drops rounds where moving was allowed")
     require_english: bool = True
+    transcript_must_agree: bool = Field(False, description="drop rounds whose talk confidently names another country "
+                                        "than the truth (the segment may belong to another round)")
+    transcript_min_confidence: float = Field(0.6, description="geoparse confidence above which a disagreement drops "
+                                             "the round (with transcript_must_agree)")
     min_english_stopword_ratio: float = Field(0.2, description="share of tokens that are English stop words")
 
 

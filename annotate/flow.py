@@ -40,7 +40,7 @@ def run_annotate(out_dir: Path, settings: dict[str, Any] | None = None, console:
     from annotate.build import build_dataset
     from annotate.stages.align import align_clues
     from annotate.stages.clues import ClueExtractor
-    from annotate.stages.filter import apply_filters
+    from annotate.stages.filter import apply_filters, transcript_disagreement
     from annotate.stages.geoparse import Geoparser
     from annotate.stages.reasoning import ReasoningRequest, make_writer, rewrite
 
@@ -52,14 +52,18 @@ def run_annotate(out_dir: Path, settings: dict[str, Any] | None = None, console:
     rounds, drops = assemble_rounds(out_dir)
 
     kept: list[RoundInput] = []
-    geoparser = Geoparser()
+    geoparser = Geoparser(cfg.geoparse)
+    concluded: dict[str, str] = {}  # round id → the country its talk concludes
     agreement = Counter()
     for r in rounds:
         reasons = apply_filters(r, cfg)
         parse = geoparser.predict(r.words, guess_s=r.guess_s, round_number=r.round) if r.words else None
         code, _ = truth_place(r)
-        if parse is not None and parse.country_code and code:
-            agreement["agree" if parse.country_code == code else "disagree"] += 1
+        if parse is not None and parse.country_code:
+            concluded[r.id] = parse.country_code
+            if code:
+                agreement["agree" if parse.country_code == code else "disagree"] += 1
+                reasons += transcript_disagreement(parse.country_code, parse.confidence, code, cfg)
         if reasons:
             drop = {"id": r.id, "video_id": r.video_id, "challenge_token": r.challenge_token, "reasons": reasons,
                     "stage": "filter"}
@@ -97,7 +101,8 @@ def run_annotate(out_dir: Path, settings: dict[str, Any] | None = None, console:
             continent=gazetteer.continent_name(gazetteer.continent_of(code) or "") if code else None, city=city, points=r.points,
             distance_km=r.distance_km, time_limit_s=r.time_limit_s, forbid_moving=r.forbid_moving,
             transcript=r.pre_reveal_text(), clues=[asdict(c) for c in clues], frames=r.frames,
-            frame_times_s=r.frame_times_s, image=r.panorama, reasoning=text, reasoning_source=source))
+            frame_times_s=r.frame_times_s, image=r.panorama, reasoning=text, reasoning_source=source,
+            transcript_country_code=concluded.get(r.id)))
     filters_applied = cfg.filter.model_dump(mode="json")
     result = build_dataset(examples, drops, out_dir, test_fraction=cfg.build.test_fraction,
                            test_challenges=cfg.build.test_challenges,

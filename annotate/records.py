@@ -72,3 +72,5 @@ class Example:
     reasoning: str
     reasoning_source: str
     messages: list[dict[str, Any]] = field(default_factory=list)
+    # the country the transcript itself concludes (geoparse), a check that the talk belongs to this round
+    transcript_country_code: str | None = None

@@ -3,7 +3,7 @@ import pytest
 from annotate.config import AnnotateConfig, FilterConfig, load_annotate_config
 from annotate.records import Clue, RoundInput
 from annotate.stages.align import align_clues, nearest_frame
-from annotate.stages.filter import apply_filters, english_stopword_ratio
+from annotate.stages.filter import apply_filters, english_stopword_ratio, transcript_disagreement
 
 ENGLISH = ("okay so we have yellow plates here and the road lines are white i think this could be somewhere in "
            "the north of the country because the trees look like they are from a colder place and there is a "
@@ -59,6 +59,22 @@ def test_a_good_round_passes():
 def test_each_filter_reason(overrides, reason):
     reasons = apply_filters(make_round(**overrides))
     assert any(reason in r for r in reasons), reasons
+
+
+def test_transcript_disagreement_is_a_configurable_drop():
+    from annotate.stages.geoparse import Geoparser
+
+    talk = make_round().words[:-1] + [{"text": w, "start": 100.0 + i * 0.3, "end": 100.2 + i * 0.3} for i, w in
+                                      enumerate("the plates are yellow so this has to be the netherlands".split())]
+    parse = Geoparser().predict(talk, guess_s=200.0, round_number=1)
+    assert parse.country_code == "NL"
+    strict = load_annotate_config({"filter": {"transcript_must_agree": True}})
+    reasons = transcript_disagreement(parse.country_code, parse.confidence, "BE", strict)
+    assert reasons and reasons[0].startswith("transcript names another country: NL") and "truth BE" in reasons[0]
+    assert transcript_disagreement(parse.country_code, parse.confidence, "NL", strict) == []
+    assert transcript_disagreement(parse.country_code, parse.confidence, "BE", AnnotateConfig()) == []  # off by default
+    unsure = load_annotate_config({"filter": {"transcript_must_agree": True, "transcript_min_confidence": 1.01}})
+    assert transcript_disagreement(parse.country_code, parse.confidence, "BE", unsure) == []
 
 
 def test_language_check_and_configurable_thresholds():

@@ -67,6 +67,8 @@ def make_examples(root: Path, n_challenges: int = 6, rounds: int = 3, videos_wit
                     frames=frames, frame_times_s=[1.0, 2.0, 3.5], image=panorama,
                     reasoning=f"The signs are in the local script and the bollards fit {country}." + " x" * (g + r),
                     reasoning_source="transcript:rewrite",
+                    # round 1 unparsed, round 3 concludes another country than the truth
+                    transcript_country_code={1: None, 3: "AQ"}.get(r, code),
                 )
             )
     return examples

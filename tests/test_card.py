@@ -66,6 +66,10 @@ def test_front_matter_is_valid_hub_metadata(card):
 
 def test_statistics_match_the_rows(card):
     _, examples, result, text = card
+    parsed = [e for e in examples if e.transcript_country_code]
+    agree = sum(e.transcript_country_code == e.country_code for e in parsed)
+    assert 0 < agree < len(parsed)
+    assert f"conclude the true country in {agree} of {len(parsed)} rows" in text
     countries = Counter(e.country for e in examples)
     assert f"{len(countries)} countries." in text
     for country, n in countries.items():

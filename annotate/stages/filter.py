@@ -60,3 +60,14 @@ def apply_filters(round_: RoundInput, config: AnnotateConfig | FilterConfig | No
         if ratio < cfg.min_english_stopword_ratio:
             reasons.append(f"not English (stop-word ratio < {cfg.min_english_stopword_ratio})")
     return reasons
+
+
+def transcript_disagreement(concluded: str | None, confidence: float, truth_code: str | None,
+                            config: AnnotateConfig | FilterConfig | None = None) -> list[str]:
+    """Drop reason when a round's talk confidently concludes another country than its truth (with
+    `filter.transcript_must_agree`): the segment may hold another round's talk."""
+    cfg = config.filter if isinstance(config, AnnotateConfig) else (config or FilterConfig())
+    if (not cfg.transcript_must_agree or not concluded or not truth_code or concluded == truth_code
+            or confidence < cfg.transcript_min_confidence):
+        return []
+    return [f"transcript names another country: {concluded} (confidence {confidence:.2f}), truth {truth_code}"]

@@ -60,6 +60,12 @@ FIELD_DOCS = {
 }
 
 
+def relink_plots(card_text: str, plots_href: str) -> str:
+    """The card with its `plots/…` image links pointing at `plots_href` instead (for a copy of the card
+    kept somewhere other than next to its plots folder)."""
+    return card_text.replace("](plots/", f"]({plots_href.rstrip('/')}/")
+
+
 def drop_reason_key(reason: str) -> str:
     """The reason's kind: the text before the first ':' ("image missing: a/b.jpg" -> "image missing")."""
     return str(reason).split(":", 1)[0].strip() or "unspecified"
@@ -358,4 +364,4 @@ def write_card(
     return text
 
 
-__all__ = ["compute_stats", "card_data", "drop_reason_key", "render_body", "write_card", "write_plots"]
+__all__ = ["compute_stats", "card_data", "drop_reason_key", "relink_plots", "render_body", "write_card", "write_plots"]

@@ -17,7 +17,8 @@ from annotate.config import AnnotateConfig, load_annotate_config
 from annotate.records import Example, RoundInput
 from annotate.reverse import reverse
 from annotate.rounds import assemble_rounds, inputs_fingerprint
-from collect.fsutil import atomic_write_bytes
+from annotate.card import relink_plots
+from collect.fsutil import atomic_write_text
 
 CITY_RADIUS_KM = 50.0  # a truth point this close to a gazetteer city is "in" it
 
@@ -108,7 +109,9 @@ def run_annotate(out_dir: Path, settings: dict[str, Any] | None = None, console:
                            test_challenges=cfg.build.test_challenges,
                            max_test_fraction=cfg.build.max_test_fraction, val_fraction=cfg.build.validation_fraction,
                            seed=cfg.build.seed, filters_applied=filters_applied)
-    atomic_write_bytes(out_dir / "DATASET_CARD.md", Path(result.card_path).read_bytes())
+    # OUT/DATASET_CARD.md sits beside hub/, so its plot links go through hub/plots
+    card_text = Path(result.card_path).read_text("utf-8")
+    atomic_write_text(out_dir / "DATASET_CARD.md", relink_plots(card_text, f"{Path(result.hub_dir).name}/plots"))
     summary = result.summary()
     summary["rounds"] = len(rounds)
     summary["kept_after_filters"] = len(kept)

@@ -186,6 +186,7 @@ def copy_card(
     import os
     import shutil
 
+    from annotate.card import relink_plots
     from collect.fsutil import atomic_write_text
 
     card, plots = out / "hub" / "README.md", out / "hub" / "plots"
@@ -197,7 +198,7 @@ def copy_card(
         for png in sorted(plots.glob("*.png")):
             shutil.copyfile(png, plots_dir / png.name)
     rel = Path(os.path.relpath(plots_dir, to.parent if str(to.parent) else ".")).as_posix()
-    atomic_write_text(to, card.read_text("utf-8").replace("](plots/", f"]({rel}/"))  # the card, renamed into place
+    atomic_write_text(to, relink_plots(card.read_text("utf-8"), rel))  # the card, renamed into place
     typer.echo(f"wrote {to} (plots in {plots_dir})")
 
 

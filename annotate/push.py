@@ -156,6 +156,10 @@ def _upload(report: PushReport, token: str, *, endpoint: str | None, private: bo
     api = HfApi(endpoint=endpoint, token=token)
     repo_id, tag = report.repo_id, report.tag
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    if private and not api.dataset_info(repo_id).private:
+        # create_repo leaves an existing repo's visibility alone: never upload a "private" release in public
+        raise PushError(f"dataset {repo_id} already exists and is public; --private cannot change that. Make it "
+                        "private on the Hub first, or push without --private")
     refs = api.list_repo_refs(repo_id, repo_type="dataset")
     if tag and any(t.name == tag for t in refs.tags):
         raise PushError(f"tag {tag} already exists on dataset {repo_id}; choose a new --tag")

@@ -110,6 +110,13 @@ class FakeHub:
             except yaml.YAMLError as exc:
                 return 400, {"errors": [{"message": str(exc)}], "warnings": []}, {}
             return 200, {"errors": [], "warnings": []}, {}
+        info = re.match(r"^/api/datasets/([^/]+/[^/]+)$", path)
+        if method == "GET" and info:
+            repo = self.repos.get(info.group(1))
+            if repo is None:
+                return self._error(404, "Repository not found", "RepoNotFound")
+            return 200, {"id": info.group(1), "private": repo["visibility"] == "private",
+                         "sha": repo["branches"]["main"]}, {}
         m = re.match(r"^/api/datasets/([^/]+/[^/]+)/(refs|preupload|commit|tag|branch|tree)(?:/([^/]+))?(/.*)?$", path)
         if not m:
             self.unknown.append(f"{method} {raw_path}")
@@ -256,6 +263,32 @@ def test_dry_run_through_hf_cli(release, cli_env):
     assert "create_repo org/naviclues (repo_type=dataset, private=True" in output
     assert "create_branch v1-branch" in output and "create_tag v1.0" in output
     assert "token: found" in output
+
+
+def test_dry_run_contacts_no_server(release, cli_env):
+    with FakeHub(TOKEN) as hub:
+        env = {**cli_env, "HF_TOKEN": TOKEN, "HF_ENDPOINT": hub.url}
+        done = run_hf(["push", str(release), "--repo-id", "org/naviclues", "--tag", "v1.0", "--dry-run"], env)
+        assert done.returncode == 0, done.stderr
+        assert "create_commit" in done.stdout + done.stderr
+        # only the hf CLI's own daily registry fetch may reach the endpoint, never the release
+        assert [r["path"] for r in hub.requests if r["path"] != "/api/agent-harnesses"] == []
+
+
+def test_private_release_never_lands_in_a_public_repo(release, monkeypatch, online_to, capsys):
+    with FakeHub(TOKEN) as hub:
+        online_to(hub.url)
+        monkeypatch.setenv("HF_TOKEN", TOKEN)
+        assert push.main([str(release), "--repo-id", "org/open"]) == 0  # created public
+        assert len(hub.commits) == 1
+        capsys.readouterr()
+        assert push.main([str(release), "--repo-id", "org/open", "--private"]) == 1
+        err = capsys.readouterr().err
+        assert "org/open already exists and is public" in err and TOKEN not in err
+        assert len(hub.commits) == 1  # nothing uploaded
+        assert push.main([str(release), "--repo-id", "org/closed", "--private"]) == 0
+        assert push.main([str(release), "--repo-id", "org/closed", "--private", "--tag", "v2"]) == 0  # stays private
+        assert hub.repos["org/closed"]["visibility"] == "private" and hub.unknown == []
 
 
 def test_upload_through_hf_cli_against_local_hub(release, cli_env):

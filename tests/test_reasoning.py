@@ -214,6 +214,25 @@ def test_transformers_backend_generates_with_chat_template(tiny_llama):
     assert writer.write(request()) == (text, source)  # greedy decoding is deterministic
 
 
+def test_transformers_backend_shortens_the_transcript_not_the_instructions(tiny_llama):
+    config = ReasoningConfig(backend="transformers", model=str(tiny_llama), max_tokens=8)
+    writer = make_writer(config)
+    long_round = request(transcript="so i see trees and a road " * 60 + "red soil so this is paraguay")
+    full, _ = writer.prompt_ids(long_round)
+    writer.model.config.max_position_embeddings = full.shape[1] - 100  # a context too small for the whole round
+    ids, mask = writer.fitted_prompt_ids(long_round)
+    assert ids.shape[1] + config.max_tokens <= writer.model.config.max_position_embeddings
+    assert mask is None or mask.shape == ids.shape
+    prompt = writer.tokenizer.decode(ids[0])
+    assert prompt.startswith("system :")  # the instructions and the answer survive …
+    assert "red soil so this is paraguay" in prompt  # … and so does the end of the talk
+    text, _ = writer.write(long_round)
+    assert text is not None
+    writer.model.config.max_position_embeddings = 10  # not even the instructions fit: a clear error, no silent cut
+    result = rewrite(writer, long_round)
+    assert result.text is None and "does not fit" in result.error and "vid/3" in result.error
+
+
 # --- transcript cleaning helpers (annotate.text) --------------------------------------------------
 
 def test_text_cleaning_and_unpunctuated_sentence_splitting():

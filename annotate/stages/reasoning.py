@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -318,15 +318,31 @@ class TransformersWriter:
         encoded = self.tokenizer(text, return_tensors="pt")
         return encoded["input_ids"], encoded.get("attention_mask")
 
+    def fitted_prompt_ids(self, request: ReasoningRequest):
+        """Prompt ids that leave room for `max_tokens` in the model's context. A long round gives up the
+        start of its transcript (the end, nearest the guess, holds the conclusion); the instructions and
+        the answer are never cut."""
+        input_ids, attention_mask = self.prompt_ids(request)
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if not limit:
+            return input_ids, attention_mask
+        for _ in range(8):  # token counts of a re-tokenised text shift a little: a few rounds converge
+            over = input_ids.shape[1] + self.config.max_tokens - limit
+            if over <= 0:
+                return input_ids, attention_mask
+            transcript_ids = self.tokenizer(request.transcript, add_special_tokens=False)["input_ids"]
+            if len(transcript_ids) <= over:
+                break
+            shorter = self.tokenizer.decode(transcript_ids[over + 8:], skip_special_tokens=True)
+            request = replace(request, transcript=shorter)
+            input_ids, attention_mask = self.prompt_ids(request)
+        raise ValueError(f"prompt of {input_ids.shape[1]} tokens + max_tokens {self.config.max_tokens} does not fit "
+                         f"the model's {limit}-token context even without the transcript; lower reasoning.max_tokens")
+
     def write(self, request: ReasoningRequest) -> tuple[str, str]:
         import torch
 
-        input_ids, attention_mask = self.prompt_ids(request)
-        limit = getattr(self.model.config, "max_position_embeddings", None)
-        if limit and input_ids.shape[1] + self.config.max_tokens > limit:
-            keep = max(1, limit - self.config.max_tokens)
-            input_ids = input_ids[:, -keep:]
-            attention_mask = attention_mask[:, -keep:] if attention_mask is not None else None
+        input_ids, attention_mask = self.fitted_prompt_ids(request)
         kwargs: dict[str, Any] = {"max_new_tokens": self.config.max_tokens}
         if self.config.temperature > 0:
             kwargs.update(do_sample=True, temperature=self.config.temperature)

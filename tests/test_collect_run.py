@@ -225,3 +225,62 @@ def test_force_and_only(demo_run):
     assert bad.returncode == 2 and "configuration error" in bad.stderr
     missing = run_cli(["annotate", "--out", str(out.parent / "no-such-run")])
     assert missing.returncode == 2 and "no run store" in missing.stderr
+
+
+def test_demo_card_has_real_statistics_and_plots(demo_run):
+    """The demo build's card: front matter naming the splits, numbers computed from the rows, working plots."""
+    import re
+    from collections import Counter
+
+    import yaml
+
+    from annotate.card import drop_reason_key
+
+    out, _, _ = demo_run
+    rows = dataset_rows(out)
+    assert rows
+    card = (out / "hub" / "README.md").read_text("utf-8")
+    match = re.match(r"\A---\n(.*?)\n---\n", card, re.S)
+    assert match, card[:200]
+    meta = yaml.safe_load(match.group(1))
+    splits = Counter(r["split"] for r in rows)
+    assert sorted(e["split"] for e in meta["configs"][0]["data_files"]) == sorted(splits)
+    assert {s["name"]: s["num_examples"] for s in meta["dataset_info"]["splits"]} == dict(splits)
+    for entry in meta["configs"][0]["data_files"]:
+        assert list((out / "hub").glob(entry["path"] + ".parquet")), entry
+    total = re.search(r"^Total: (\d+) rows from (\d+) challenges and (\d+) videos", card, re.M)
+    assert total and int(total.group(1)) == len(rows)
+    assert int(total.group(2)) == len({r["challenge_token"] for r in rows})
+    assert int(total.group(3)) == len({r["video_id"] for r in rows})
+    for split, n in splits.items():
+        assert re.search(rf"^\| {split} \| {n} \|", card, re.M), split
+    for country, n in Counter(r["country"] for r in rows).items():
+        assert f"| {country} | {n} |" in card
+    assert f"{sum(len(r['clues']) for r in rows)} clues in total." in card
+
+    # plots: every image link resolves to a PNG, next to each copy of the card
+    for card_path in (out / "hub" / "README.md", out / "dataset" / "DATASET_CARD.md", out / "DATASET_CARD.md"):
+        links = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", card_path.read_text("utf-8"))
+        assert len(links) >= 3, card_path
+        for link in links:
+            target = card_path.parent / link
+            assert target.is_file(), (card_path, link)
+            assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and target.stat().st_size > 1000, (card_path, link)
+
+    # drops: the card's table counts the drop records by reason
+    drops = [json.loads(line) for line in (out / "dataset" / "drops.jsonl").read_text().splitlines() if line.strip()]
+    assert drops, "the demo has low-score rounds that the paper's filters drop"
+    section = card.split("## Filters and drops", 1)[1].split("\n## ", 1)[0]
+    assert re.search(r"^\| min_points \| 3400 \|", section, re.M)
+    assert f"{len(drops)} rounds were dropped" in section
+    lines = section.splitlines()
+    start = lines.index("| reason | rounds | example |")
+    table = {}
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        table[cells[0]] = int(cells[1])
+    assert table == dict(Counter(drop_reason_key(r) for d in drops for r in d["reasons"]))
+    stats = read_json(out / "dataset" / "stats.json")
+    assert stats["rows"] == len(rows) and stats["drops"]["total"] == len(drops)

@@ -147,6 +147,8 @@ def compute_stats(dataset_dict: DatasetDict, drops: list[dict], *, filters_appli
         "channels": dict(sorted(Counter(r["channel"] or "unknown" for r in rows).items())),
         "drops": {
             "total": len(drops),
+            # a record for a whole video (unreadable artifacts, no rounds found) stands for all its rounds
+            "videos": sum(1 for d in drops if d.get("video_id") is not None and d.get("id") == d.get("video_id")),
             "by_reason": dict(sorted(reason_counts.items())),
             "example": dict(sorted(reason_examples.items())),
             "by_stage": dict(sorted(stage_counts.items())),
@@ -320,7 +322,11 @@ def render_body(stats: dict[str, Any], plot_links: dict[str, str], *, title: str
     else:
         parts += ["No filters were configured for this build.", ""]
     drops = stats["drops"]
-    parts += [f"{drops['total']} rounds were dropped. Drops per reason (a round can have several reasons):", ""]
+    whole = drops.get("videos", 0)
+    dropped = f"{drops['total'] - whole} rounds were dropped"
+    if whole:
+        dropped += f", and {whole} whole video(s) with no readable rounds"
+    parts += [f"{dropped}. Drops per reason (a round can have several reasons):", ""]
     parts += [_table(("reason", "rounds", "example"),
                      [(k, n, drops["example"].get(k, "")) for k, n in drops["by_reason"].items()]) if drops["by_reason"]
               else "No drops.", ""]

@@ -8,12 +8,15 @@ that cannot be assembled becomes a drop with its reason.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from annotate.records import RoundInput
 from collect import layout
 from collect.fsutil import fingerprint, inside, read_json, safe_name
-from collect.records import Challenge, RoundSpan, Transcript, Video, from_dict
+from collect.records import Challenge, ChallengeRound, RoundSpan, Transcript, Video, from_dict
+
+log = logging.getLogger(__name__)
 from collect.store import RunStore
 
 # files whose change means the dataset must be rebuilt
@@ -75,13 +78,32 @@ def assemble_rounds(out_dir: Path) -> tuple[list[RoundInput], list[dict]]:
         try:
             got = _video_rounds(video, folder, _Reader(folder, video.id, status))
         except (ValueError, KeyError, TypeError) as exc:  # a corrupt artifact drops its video, not the build
-            drops.append({"id": video.id, "video_id": video.id, "reasons": [f"bad collect artifact: {exc}"]})
+            drops.append({"id": video.id, "video_id": video.id, "reasons": [f"bad collect artifact: {exc}"],
+                          "stage": "collect"})
             continue
         if not got:
             state = status.get((video.id, "segment"), "not run")
-            drops.append({"id": video.id, "video_id": video.id, "reasons": [f"no rounds segmented (segment {state})"]})
+            drops.append({"id": video.id, "video_id": video.id, "reasons": [f"no rounds segmented (segment {state})"],
+                          "stage": "collect"})
         rounds += got
     return rounds, drops
+
+
+def _challenge_truth(raw: dict | None) -> tuple[Challenge | None, dict[int, ChallengeRound]]:
+    """The challenge and its rounds' truth by round number. A malformed round loses only its own
+    truth (that round is then dropped as "no truth"), never its video's other rounds."""
+    if not raw:
+        return None, {}
+    challenge = from_dict(Challenge, {**raw, "rounds": []})
+    truth: dict[int, ChallengeRound] = {}
+    for entry in raw.get("rounds") or []:
+        try:
+            parsed = from_dict(ChallengeRound, entry)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("challenge %s: round entry %r skipped: %s", challenge.token, entry, exc)
+            continue
+        truth[parsed.round] = parsed
+    return challenge, truth
 
 
 def _video_rounds(video: Video, folder: Path, _read: _Reader) -> list[RoundInput]:
@@ -93,9 +115,7 @@ def _video_rounds(video: Video, folder: Path, _read: _Reader) -> list[RoundInput
         if transcript_raw:
             words = [{"text": w.text, "start": w.start, "end": w.end}
                      for w in from_dict(Transcript, transcript_raw).words()]
-        challenge_raw = _read(layout.CHALLENGE_JSON)
-        challenge = from_dict(Challenge, challenge_raw) if challenge_raw else None
-        truth = {r.round: r for r in challenge.rounds} if challenge else {}
+        challenge, truth = _challenge_truth(_read(layout.CHALLENGE_JSON))
         frames = _read(layout.FRAMES_INDEX) or []
         panoramas = {int(p["round"]): p["path"] for p in (_read(layout.STREETVIEW_INDEX) or [])
                      if p.get("path")}

@@ -168,9 +168,21 @@ def import_release(
 ) -> None:
     """Convert the paper's released NaviClues files into this project's dataset layout."""
     from annotate.importers import run_import
+    from collect.runner import EXIT_ITEM_FAILURES
 
+    if not jsonl.is_file():
+        console.print(f"[red]{jsonl}: no such release file (the paper's filtered_clues.jsonl)[/red]")
+        raise typer.Exit(2)
+    if not images.is_dir():
+        console.print(f"[red]--images {images}: no such folder[/red]")
+        raise typer.Exit(2)
     summary = run_import(jsonl, images, out)
     typer.echo(json.dumps(summary, indent=2, default=str))
+    if not summary.get("rows") and summary.get("missing_images"):
+        # every image missing is a wrong --images folder, not a few lost files
+        console.print(f"[red]none of the {summary['missing_images']} rows' images is under {images}: --images must be "
+                      "the folder the rows' image_path is relative to[/red]")
+        raise typer.Exit(EXIT_ITEM_FAILURES)
 
 
 @app.command("card")

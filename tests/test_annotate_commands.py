@@ -177,10 +177,12 @@ def test_annotate_on_malformed_rounds_keeps_the_rest(demo_out, tmp_path):
     original = dataset_table(out)
     videos = sorted({r["video_id"] for r in original.values()})
     no_truth_video, no_frames_video = videos
-    # one round of the first video has no truth coordinates
+    # one round of the first video has no truth coordinates: its entry lacks "lat" and has a null "lng"
+    # (a malformed round entry costs that round only, not the video's other rounds)
     challenge_path = out / "videos" / no_truth_video / "challenge.json"
     challenge = json.loads(challenge_path.read_text())
-    challenge["rounds"][1]["lat"] = challenge["rounds"][1]["lng"] = None
+    del challenge["rounds"][1]["lat"]
+    challenge["rounds"][1]["lng"] = None
     no_truth_round = challenge["rounds"][1]["round"]
     challenge_path.write_text(json.dumps(challenge))
     # the second video lost its frames
@@ -312,3 +314,19 @@ def test_import_release_command(tmp_path):
             assert image.size == original.size
         pixel = image.convert("RGB").getpixel((1, 1))
         assert all(abs(a - b) <= 4 for a, b in zip(pixel, colors[row["image_path"]]))
+
+
+
+def test_import_release_command_bad_paths(tmp_path):
+    rows = [_release_row("geogasm", "TOKENjapan", 1, "Japan", "Asia", 35.68, 139.69, "png")]
+    (tmp_path / "release.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "empty").mkdir()
+    missing_file = run_cli(["import-release", "nope.jsonl", "--images", "empty", "--out", "out"], cwd=tmp_path)
+    assert missing_file.returncode == 2 and "nope.jsonl: no such release file" in missing_file.stderr
+    assert "Traceback" not in missing_file.stderr
+    missing_dir = run_cli(["import-release", "release.jsonl", "--images", "nope", "--out", "out"], cwd=tmp_path)
+    assert missing_dir.returncode == 2 and "--images nope: no such folder" in missing_dir.stderr
+    # a folder where no row's image is: the wrong --images, said as such (not an empty dataset and exit 0)
+    wrong = run_cli(["import-release", "release.jsonl", "--images", "empty", "--out", "out"], cwd=tmp_path)
+    said = " ".join(wrong.stderr.split())  # rich wraps long lines
+    assert wrong.returncode == 3 and "--images must be the folder the rows' image_path is relative to" in said

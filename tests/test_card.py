@@ -18,6 +18,7 @@ UPSTREAM_DROPS = [
     {"id": "v9/1", "reasons": ["low clue density: 0.2 clues per minute"], "stage": "filter"},
     {"id": "v9/2", "reasons": ["reveal leaked into pre-guess transcript", "too few words: 4"], "stage": "filter"},
     {"id": "v9/3", "reasons": ["no reasoning: LLM refused"], "stage": "reasoning"},
+    {"id": "v8", "video_id": "v8", "reasons": ["bad collect artifact: rounds.json is unreadable"], "stage": "collect"},
 ]
 
 
@@ -102,7 +103,8 @@ def test_every_drop_reason_is_listed_with_its_count(card):
     assert "no truth" in expected and "low clue density" in expected
     for key, n in expected.items():
         assert re.search(rf"\| {re.escape(key)} \| {n} \|", text), key
-    assert f"{len(UPSTREAM_DROPS) + 1} rounds were dropped" in text
+    # three upstream round drops + the broken example; the whole-video record is counted as a video
+    assert f"{len(UPSTREAM_DROPS)} rounds were dropped, and 1 whole video(s) with no readable rounds." in text
     assert "| min_clues_per_minute | 0.5 |" in text and "| min_words | 20 |" in text
 
 

@@ -82,10 +82,25 @@ def split_sentences(text: str, max_words: int = 28, min_words: int = 5) -> list[
     for i, word in enumerate(words):
         current = sentences[-1]
         rest = " ".join(words[i:i + 3])
-        if current and ((len(current) >= min_words and _STARTER_RE.match(rest)) or len(current) >= max_words):
+        if current and ((len(current) >= min_words and _STARTER_RE.match(rest)) or _long_enough(current, word, max_words)):
             sentences.append([])
         sentences[-1].append(word)
     return [" ".join(s) for s in sentences if s]
+
+
+# words a phrase goes on through: a length cut never leaves one at the end of a sentence or the start of the next
+_BINDING_WORDS = frozenset("a an the of in on at to for from with by and or but is are was were be this that these "
+                           "those my our your its their very really so like every each some any many no all lots "
+                           "more most".split())
+
+
+def _long_enough(current: list[str], next_word: str, max_words: int) -> bool:
+    """Cut at `max_words`, but between two content words ("the sun is in the | south" would lose its
+    phrase); twice the cap cuts anyway."""
+    if len(current) >= 2 * max_words:
+        return True
+    return (len(current) >= max_words and current[-1].lower() not in _BINDING_WORDS
+            and next_word.lower() not in _BINDING_WORDS)
 
 
 _LEADING_MARKER = re.compile(r"^(?:(?:okay|ok|so|but|and|oh|well|yeah|alright|all right|now|right|wait)\b[\s,]*)+",

@@ -235,6 +235,22 @@ def test_transformers_backend_shortens_the_transcript_not_the_instructions(tiny_
 
 # --- transcript cleaning helpers (annotate.text) --------------------------------------------------
 
+def test_length_cuts_fall_between_content_words():
+    from annotate.text import split_sentences
+
+    # 30 words with no spoken sentence opener: the cap (28) must not split "in the south" or "lots of wires"
+    talk = ("look we have white road lines here with a yellow sign the poles are concrete with many holes we "
+            "cannot read the plates the sun is in the south with lots of wires on every pole here")
+    assert talk.split()[27:29] == ["the", "south"]  # where a plain 28-word cut would fall
+    pieces = split_sentences(talk, max_words=28)
+    assert " ".join(pieces) == talk
+    for piece in pieces:
+        first, last = piece.split()[0], piece.split()[-1]
+        assert first not in {"of", "in", "the", "south", "wires", "pole"}
+        assert last not in {"the", "in", "of", "lots", "every"}
+    assert all(len(p.split()) <= 56 for p in split_sentences("word " * 200))  # twice the cap cuts anyway
+
+
 def test_text_cleaning_and_unpunctuated_sentence_splitting():
     from annotate.text import clean, is_filler, split_sentences, strip_asr_tags, to_sentence_case
 

@@ -71,3 +71,19 @@ def test_words_without_times_and_empty_input(extractor):
     clues = extractor.extract_text("the utility poles look Brazilian")
     assert {(c.category, c.entity) for c in clues} == {("utility_pole", None), ("demonym", "BR")}
     assert all(c.start_s is None for c in clues)
+
+
+def test_configured_spacy_pipeline_is_loaded_by_path(tmp_path):
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    nlp.to_disk(tmp_path / "my_pipeline")
+    custom = ClueExtractor(CluesConfig(spacy_model=str(tmp_path / "my_pipeline")))
+    assert custom.pipeline_name == str(tmp_path / "my_pipeline")
+    assert "sentencizer" in custom.nlp.pipe_names and "entity_ruler" in custom.nlp.pipe_names
+    clues = custom.extract_text("yellow plates so this is kazakhstan")
+    assert {(c.category, c.entity) for c in clues} == {("licence_plate", None), ("country", "KZ")}
+    # a pipeline that cannot be loaded falls back to blank English with the same ruler
+    fallback = ClueExtractor(CluesConfig(spacy_model=str(tmp_path / "missing")))
+    assert fallback.pipeline_name == "blank:en" and fallback.extract_text("kazakhstan")[0].entity == "KZ"

@@ -139,8 +139,16 @@ def parse_coordinate(value, axis: str) -> float | None:
 def _text(value) -> str | None:
     if isinstance(value, str):
         value = value.strip()
-        return value if value and value.lower() not in ("unknown", "none", "n/a", "null", "") else None
+        return value if value and not _PLACEHOLDER.search(value) else None
     return None
+
+
+# what a model writes when it has no name: the format's own slot ("<city_name>"), "unknown", "n/a"…
+_PLACEHOLDER = re.compile(r"^[<\[{(].*[>\]})]$|^(?:the )?(?:city|country|town)(?:[ _-]?name)?$|\bunknown\b|^n/?a$"
+                          r"|^(?:none|null|not sure|not visible|unclear)$", re.IGNORECASE)
+# an offline geocoder hit this good is an exact (or sign-text) name match; looser ones only count when
+# the hit carries the very name asked for (a loose match of "the road" is the town of Rode)
+EXACT_MATCH_SCORE = 0.9
 
 
 def _from_mapping(obj: dict) -> ParsedAnswer:
@@ -156,10 +164,22 @@ def _from_mapping(obj: dict) -> ParsedAnswer:
                         latitude=parse_coordinate(lat, "lat"), longitude=parse_coordinate(lng, "lng"))
 
 
+def _drop_placeholder_origin(parsed: ParsedAnswer) -> None:
+    if parsed.latitude == 0 and parsed.longitude == 0:
+        parsed.latitude = parsed.longitude = None
+        parsed.error = "answer coordinates are (0, 0), the format's placeholder"
+
+
 def parse_answer(text: str) -> ParsedAnswer:
-    """Read {country, city, latitude, longitude} from a model answer, however it is dressed."""
+    """Read {country, city, latitude, longitude} from a model answer, however it is dressed.
+
+    Of several objects the answer's own wins over a restated format: a fenced block first, else the
+    last object with coordinates. (0, 0) is the format's placeholder, not a place (no Street View
+    there): such an object counts as one without coordinates, and the reason is kept."""
     text = text or ""
     best: ParsedAnswer | None = None
+    answer: ParsedAnswer | None = None
+    fenced = set(_FENCE.findall(text))
     for blob in _candidates(text):
         obj, applied = _load(blob)
         if blob not in text:  # closed by _candidates: the answer was cut off
@@ -169,14 +189,20 @@ def parse_answer(text: str) -> ParsedAnswer:
         parsed = _from_mapping(obj)
         parsed.method = "json_repaired" if applied else "json"
         parsed.repairs = applied
+        _drop_placeholder_origin(parsed)
         if parsed.has_coordinates:
-            return parsed
+            if any(blob.strip() in block for block in fenced):
+                return parsed  # the fenced answer (fences come first)
+            answer = parsed  # keep the last one
         best = best or parsed
+    if answer is not None:
+        return answer
     pairs = {}
     for key, value in _PAIR.findall(text):
         pairs.setdefault(key.lower(), value.strip().strip("\"'"))
     if pairs:
         parsed = _from_mapping(pairs)
+        _drop_placeholder_origin(parsed)
         if parsed.has_coordinates or best is None:
             parsed.method = "key_values"
             return parsed
@@ -203,12 +229,15 @@ def resolve_prediction(parsed: ParsedAnswer, geocoder=None) -> Resolution:
     reason = parsed.error or ("answer has no valid latitude/longitude" if parsed.method else "unparseable answer")
     if geocoder is not None and parsed.city:
         try:
-            hits = geocoder.search(parsed.city, country=parsed.country, limit=1)
+            hits = geocoder.search(parsed.city, country=parsed.country, limit=3)
         except Exception as exc:  # noqa: BLE001 - a geocoder outage is part of the recorded failure
             hits, reason = [], f"{reason}; city geocoding failed: {exc}"
+        hit = next((h for h in hits if _names_the_city(h, parsed.city)), None)
+        if hit is not None:
+            return Resolution({"country": parsed.country, "city": parsed.city, "latitude": hit.lat,
+                               "longitude": hit.lng}, "geocoded_city", None, record)
         if hits:
-            return Resolution({"country": parsed.country, "city": parsed.city, "latitude": hits[0].lat,
-                               "longitude": hits[0].lng}, "geocoded_city", None, record)
+            reason = f"{reason}; city {parsed.city!r} matched only loosely ({hits[0].name})"
     if parsed.country:
         from annotate import gazetteer
 
@@ -217,6 +246,12 @@ def resolve_prediction(parsed: ParsedAnswer, geocoder=None) -> Resolution:
             return Resolution({"country": parsed.country, "city": parsed.city, "latitude": round(country.lat, 5),
                                "longitude": round(country.lng, 5)}, "geocoded_country", None, record)
     return Resolution(None, None, reason, record)
+
+
+def _names_the_city(hit, city: str) -> bool:
+    from annotate.gazetteer import normalize
+
+    return hit.score >= EXACT_MATCH_SCORE or normalize(hit.name) == normalize(city)
 
 
 def format_map_results(hits_by_query: dict[str, list]) -> str:

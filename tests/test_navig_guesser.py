@@ -104,3 +104,40 @@ def test_guesser_prompt_sections_follow_the_paper():
     bare, usage = build_guesser_prompt(reasoning=None, ocr_by_label={}, map_hits={}, comments_by_label={},
                                        clues_by_label={})
     assert bare == prompts.BASE_QUERY and not any(usage.values())
+
+
+def test_junk_city_names_never_become_confident_predictions(monkeypatch):
+    """Template echoes, "unknown" and loose full-text matches fall through to the country or a failure,
+    with the offline geocoder a user really gets."""
+    from navig.searcher.geocoder import OfflineGeocoder
+
+    from navig_fixtures import navig_cache_dir
+
+    monkeypatch.setenv("NAVIG_CACHE", str(navig_cache_dir()))  # shared with the geocoder tests (built once)
+    geocoder = OfflineGeocoder()
+    echo = resolve_prediction(parse_answer('{"country": "<country_name>", "city": "<city_name>", '
+                                           '"latitude": "<latitude>", "longitude": "<longitude>"}'), geocoder)
+    assert echo.prediction is None and echo.failure
+    unknown = resolve_prediction(parse_answer('{"country": "Belgium", "city": "Unknown City"}'), geocoder)
+    assert unknown.policy == "geocoded_country" and unknown.parsed["city"] is None
+    loose = resolve_prediction(parse_answer('{"country": "United Kingdom", "city": "the road"}'), geocoder)
+    assert loose.policy == "geocoded_country"  # not the village of Rode, whose alternate name is "Road"
+    nowhere = resolve_prediction(parse_answer('{"city": "the road"}'), geocoder)  # "Abu Road" is no answer
+    assert nowhere.prediction is None and "matched only loosely" in nowhere.failure
+    exact = resolve_prediction(parse_answer('{"country": "Kazakhstan", "city": "Almaty"}'), geocoder)
+    assert exact.policy == "geocoded_city" and abs(exact.prediction["latitude"] - 43.25) < 0.3
+
+
+def test_the_answer_object_wins_over_a_restated_format():
+    restated = parse_answer('Format: {"latitude": 0, "longitude": 0}. My answer: {"country": "France", '
+                            '"city": "Paris", "latitude": 48.86, "longitude": 2.35}')
+    assert (restated.city, restated.latitude, restated.longitude) == ("Paris", 48.86, 2.35)
+    later = parse_answer('First guess {"latitude": 10.5, "longitude": 20.5} but final {"latitude": 41.9, '
+                         '"longitude": 12.5}')
+    assert (later.latitude, later.longitude) == (41.9, 12.5)
+    fenced = parse_answer('```json\n{"latitude": 1.5, "longitude": 2.5}\n``` then notes {"latitude": 9, "longitude": 9}')
+    assert (fenced.latitude, fenced.longitude) == (1.5, 2.5)
+    origin = parse_answer('{"country": "Chile", "latitude": 0, "longitude": 0}')
+    assert not origin.has_coordinates and "(0, 0)" in origin.error
+    resolved = resolve_prediction(origin)
+    assert resolved.policy == "geocoded_country" and resolved.prediction["latitude"] < -15  # Chile, not (0, 0)

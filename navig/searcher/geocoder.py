@@ -25,7 +25,7 @@ from navig.searcher.records import GeoHit
 
 log = logging.getLogger(__name__)
 
-GAZETTEER_FORMAT = 1
+GAZETTEER_FORMAT = 2
 DEFAULT_MIN_POPULATION = 1000
 _SIGN_NOISE = re.compile(r"\d+([.,]\d+)?|\d*(km|mi|m|min|h)|[a-z]?\d+[a-z]?")  # distances, times, route numbers
 _WORD = re.compile(r"[^\W\d_]{2,}", re.UNICODE)
@@ -143,7 +143,9 @@ def build_gazetteer_db(path: Path | str, *, min_population: int = DEFAULT_MIN_PO
                             for i, p in enumerate(places)])
             name_rows, fts_rows = [], []
             for i, p in enumerate(places):
-                keys = [gazetteer.normalize(p.name)] + [gazetteer.normalize(a) for a in p.alt_names]
+                # an alternate name that is an everyday word ("Road" for Rode) would catch plain words
+                keys = [gazetteer.normalize(p.name)] + [k for k in (gazetteer.normalize(a) for a in p.alt_names)
+                                                        if k not in gazetteer.COMMON_WORD_PLACE_NAMES]
                 seen = set()
                 for j, key in enumerate(keys):
                     if key and key not in seen:

@@ -30,6 +30,7 @@ from PIL import Image
 
 from navig.backends.base import VLM, VLMError, VLMRequest, load_vlm
 from navig.guesser import build_guesser_prompt, parse_answer, resolve_prediction
+from navig.images import UNREADABLE, load_rgb
 from navig.prompts import REASONING_PROMPT
 from navig.reasoner import Reasoner
 from navig.searcher.comments import CropCommenter
@@ -150,10 +151,9 @@ class NavigPipeline:
         items = [_Item(id=str(i), path=Path(p), trace=_new_trace()) for i, p in batch]
         for it in items:
             try:
-                with Image.open(it.path) as im:
-                    it.image = im.convert("RGB")
+                it.image = load_rgb(it.path)
                 it.trace["image_size"] = list(it.image.size)
-            except (OSError, ValueError) as exc:
+            except UNREADABLE as exc:
                 it.failure = f"unreadable image {it.path}: {exc}"
                 it.failure_kind = "image"
         live = [it for it in items if it.image is not None]

@@ -15,6 +15,7 @@ from pathlib import Path
 from PIL import Image
 
 from collect.fsutil import atomic_write_text
+from navig.images import UNREADABLE, load_rgb
 
 _COLORS = {"road sign": "#e6194b", "house": "#3cb44b", "building sign": "#4363d8"}
 _CSS = """
@@ -63,9 +64,8 @@ def world_svg(lat: float | None, lng: float | None, width: int = 360) -> str:
 def _image_block(row: dict, max_side: int) -> tuple[str, str]:
     trace = row.get("trace") or {}
     try:
-        with Image.open(row["image"]) as im:
-            image = im.convert("RGB")
-    except (OSError, KeyError, ValueError) as exc:
+        image = load_rgb(row["image"])
+    except (KeyError, *UNREADABLE) as exc:
         return f'<p class="fail">image unavailable: {_e(exc)}</p>', ""
     w, h = image.size
     shapes = []

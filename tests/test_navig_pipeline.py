@@ -178,6 +178,26 @@ def _sky_red(body) -> int:
     return image.getpixel((5, 5))[0]
 
 
+def test_an_oversized_image_fails_alone(tmp_path, shared_cache, monkeypatch):
+    from PIL import Image
+
+    images = make_scene_images(tmp_path / "images", 2, size=(64, 48))
+    Image.new("RGB", (300, 300), (10, 20, 30)).save(tmp_path / "images" / "huge.png")
+    # Pillow refuses images over 2 × MAX_IMAGE_PIXELS as decompression bombs; a low limit makes a small file one
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 64 * 48)
+    with openai_server(lambda body: '{"country": "Chile", "city": "Santiago", "latitude": -33.45, '
+                                    '"longitude": -70.66}') as server:
+        options = LocateOptions(model="m", backend="openai", base_url=server.url + "/v1", use_reasoner=False,
+                                use_searcher=False, batch_size=4)
+        items = [(p.stem, p) for p in [*images, tmp_path / "images" / "huge.png"]]
+        summary = locate_to_jsonl(items, tmp_path / "p.jsonl", options)
+    rows = {r["id"]: r for r in _lines(tmp_path / "p.jsonl")}
+    assert summary["done"] == 3 and summary["failures"] == 1
+    assert rows["huge"]["failure_kind"] == "image" and "huge.png" in rows["huge"]["failure"]
+    assert "decompression bomb" in rows["huge"]["failure"]
+    assert all(rows[p.stem]["prediction"]["city"] == "Santiago" for p in images)
+
+
 def test_one_failing_image_fails_alone_and_retry_failed_redoes_it(tmp_path, shared_cache):
     from navig.backends.openai_backend import OpenAIVLM
     from navig.eval.metrics import load_predictions

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from collect.fsutil import atomic_write_json, swap_in_dir
+from navig.images import UNREADABLE, load_rgb
 from navig.searcher.embedders import DEFAULT_CLIP, ClipEmbedder, TextEmbedder, normalize_rows
 from navig.searcher.records import GuidebookHit
 
@@ -136,10 +137,9 @@ def build_guidebook(src: Path | str, out: Path | str, *, clip_model: str = DEFAU
     images, image_ids = [], []
     for i in with_image:
         try:
-            with Image.open(report.entries[i].image) as im:
-                images.append(im.convert("RGB"))
+            images.append(load_rgb(report.entries[i].image))
             image_ids.append(i)
-        except OSError as exc:
+        except UNREADABLE as exc:
             report.errors.append(f"{report.entries[i].image}: unreadable image ({exc})")
             report.entries[i].image = None
     clues = [e.clue for e in report.entries]

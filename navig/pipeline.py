@@ -328,8 +328,11 @@ def failure_kind(row: dict) -> str | None:
 
 
 def needs_retry(row: dict) -> bool:
-    """True for a failed row whose cause was infrastructure (see RETRYABLE_FAILURE_KINDS)."""
-    return failure_kind(row) in RETRYABLE_FAILURE_KINDS
+    """True for a failed row whose cause was infrastructure (see RETRYABLE_FAILURE_KINDS), and for a
+    prediction made while a stage failed (`trace.errors`: the Reasoner or a tool was down), which
+    is not the configured method's answer."""
+    trace = row.get("trace") if isinstance(row.get("trace"), dict) else {}
+    return failure_kind(row) in RETRYABLE_FAILURE_KINDS or bool(row.get("prediction") and trace.get("errors"))
 
 
 def read_done(out: Path | str, *, repair: bool = True) -> dict[str, dict]:

@@ -178,6 +178,37 @@ def _sky_red(body) -> int:
     return image.getpixel((5, 5))[0]
 
 
+def test_a_failed_stage_is_counted_and_retried_not_passed_off_as_the_full_method(tmp_path, shared_cache):
+    from navig.eval.metrics import score_files
+
+    images = make_scene_images(tmp_path / "images", 2)  # sky red: 120, 160
+    outage = {"on": True}
+    guess = '{"country": "Chile", "city": "Santiago", "latitude": -33.45, "longitude": -70.66}'
+
+    def answer(body):
+        if body["messages"][0]["content"][-1]["text"].startswith("Suppose you are an expert"):
+            return guess
+        if outage["on"] and abs(_sky_red(body) - 160) < 15:
+            return 500  # the Reasoner's server is down for scene_01
+        return "Andes, Spanish signs."
+
+    out = tmp_path / "preds.jsonl"
+    items = [(p.stem, p) for p in images]
+    with openai_server(answer) as server:
+        options = LocateOptions(model="m", backend="openai", base_url=server.url + "/v1", use_searcher=False)
+        summary = locate_to_jsonl(items, out, options)
+        assert summary["failures"] == 0 and summary["stage_errors"] == 1
+        truth = write_jsonl(tmp_path / "truth.jsonl", [{"id": p.stem, "lat": -33.45, "lng": -70.66} for p in images])
+        metrics = score_files(out, truth)
+        assert metrics["n_failed"] == 0 and metrics["n_stage_errors"] == 1 and metrics["stage_error_rate"] == 0.5
+        assert metrics["policies"] == {"answer": 2} and metrics["n_unparseable"] == 0
+        outage["on"] = False
+        retried = locate_to_jsonl(items, out, options, retry_failed=True)
+        assert retried["retried"] == 1 and retried["stage_errors"] == 0
+    assert score_files(out, truth)["n_stage_errors"] == 0
+    assert read_done(out)["scene_01"]["trace"]["reasoning"] == "Andes, Spanish signs."
+
+
 def test_an_oversized_image_fails_alone(tmp_path, shared_cache, monkeypatch):
     from PIL import Image
 

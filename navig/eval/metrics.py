@@ -31,6 +31,7 @@ import json
 import math
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -237,6 +238,11 @@ def _prediction_fields(record: dict | None) -> tuple[float, float, str | None, s
 # ----------------------------------------------------------------------------- reverse geocoding
 
 
+def _trace_errors(record: dict) -> list:
+    trace = record.get("trace")
+    return (trace.get("errors") or []) if isinstance(trace, dict) else []
+
+
 def _country_code(text: str | None) -> str | None:
     if not text:
         return None
@@ -315,6 +321,10 @@ def score_files(
     metrics = score_arrays(pred_lat, pred_lng, true_lat, true_lng, failed,
                            country_hit=country_hit, city_hit=city_hit, policy=policy)
     missing = sum(1 for rid in ids if rid not in preds.by_id)
+    records = [preds.by_id[rid] for rid in ids if rid in preds.by_id]
+    # a prediction made while a tool or the Reasoner failed is scored, but is not the full method's
+    stage_errors = sum(1 for rec in records if rec.get("prediction") is not None and _trace_errors(rec))
+    policies = Counter(str(rec.get("policy")) for rec in records if rec.get("prediction") is not None)
     reasons: dict[str, int] = {}
     for rid, f in zip(ids, fields):
         if f[4]:
@@ -324,6 +334,10 @@ def score_files(
             reasons[key] = reasons.get(key, 0) + 1
     metrics.update({
         "n_missing": missing,
+        "n_stage_errors": stage_errors,
+        "stage_error_rate": (stage_errors / n) if n else 0.0,
+        "n_unparseable": sum(1 for rec in records if rec.get("failure_kind") == "unparseable"),
+        "policies": dict(sorted(policies.items())),
         "failure_reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
         "n_bad_lines": len(preds.bad_lines),
         "bad_lines": preds.bad_lines[:20],
@@ -339,7 +353,7 @@ def score_files(
 
 
 METRIC_KEYS = ("acc_1km", "acc_25km", "acc_200km", "acc_750km", "acc_2500km", "mean_km", "median_km",
-               "geoscore", "country_acc", "city_acc", "failure_rate", "n")
+               "geoscore", "country_acc", "city_acc", "failure_rate", "stage_error_rate", "n")
 
 
 def tool_usage(prediction_records: Iterable[dict]) -> dict[str, dict[str, int]]:

@@ -109,13 +109,14 @@ def _num(x: Any) -> str:
 
 
 COLUMNS = ([f"{t} km" for t in THRESHOLDS_KM] + ["mean km", "median km", "GeoScore", "country", "city",
-                                                  "failed", "n"])
+                                                  "failed", "stage errors", "n"])
 
 
 def table_row(m: dict[str, Any]) -> list[str]:
     return ([_pct(m.get(f"acc_{t}km")) for t in THRESHOLDS_KM]
             + [_num(m.get("mean_km")), _num(m.get("median_km")), _num(m.get("geoscore")),
-               _pct(m.get("country_acc")), _pct(m.get("city_acc")), _pct(m.get("failure_rate")), str(m.get("n", ""))])
+               _pct(m.get("country_acc")), _pct(m.get("city_acc")), _pct(m.get("failure_rate")),
+               _pct(m.get("stage_error_rate")), str(m.get("n", ""))])
 
 
 def markdown_table(runs: Iterable[dict[str, Any]]) -> str:

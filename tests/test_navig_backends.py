@@ -124,3 +124,24 @@ def test_default_generate_each_isolates_a_failing_request(tiny_vlm, images):
 def test_unknown_backend_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown VLM backend"):
         load_vlm("tgi", "x")
+
+
+def test_a_processor_that_needs_torchvision_says_how_to_get_it(tmp_path):
+    """Qwen2-VL's processors import torchvision; without it the backend names the fix, not a bare ImportError."""
+    import importlib.util
+    import json
+    import shutil
+
+    if importlib.util.find_spec("torchvision") is not None:
+        pytest.skip("torchvision is installed here")
+    folder = tmp_path / "qwen-like"
+    shutil.copytree(tiny_models()["vlm"], folder)
+    config = json.loads((folder / "processor_config.json").read_text())
+    config.update(processor_class="Qwen2VLProcessor",
+                  image_processor={"image_processor_type": "Qwen2VLImageProcessor", "patch_size": 14,
+                                   "temporal_patch_size": 2, "merge_size": 2},
+                  video_processor={"video_processor_type": "Qwen2VLVideoProcessor"})
+    (folder / "processor_config.json").write_text(json.dumps(config))
+    with pytest.raises(ImportError, match=r"naviclues\[qwen\]") as err:
+        load_vlm("transformers", str(folder))
+    assert str(folder) in str(err.value) and "torchvision" in str(err.value).lower()

@@ -39,7 +39,11 @@ class TransformersVLM(VLM):
             kwargs["dtype"] = "auto"
         if device == "auto":
             kwargs["device_map"] = "auto"
-        self.processor = AutoProcessor.from_pretrained(model)
+        try:
+            self.processor = AutoProcessor.from_pretrained(model)
+        except ImportError as exc:  # e.g. Qwen2-VL's image/video processors import torchvision
+            raise ImportError(f"cannot load the processor of {model}: {exc}. Qwen2-VL needs torchvision matching "
+                              "your torch: pip install 'naviclues[qwen]'") from exc
         tokenizer = getattr(self.processor, "tokenizer", self.processor)
         tokenizer.padding_side = "left"  # decoder-only generation needs the prompt flush right
         if tokenizer.pad_token is None:

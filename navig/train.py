@@ -64,6 +64,9 @@ class ModelSection(_Section):
 class DataSection(_Section):
     train_split: str = "train"
     check_lengths: bool = True
+    # "completion": loss on the reasoning only, as ms-swift trains (prompt and image tokens are
+    # masked); "all": the whole chat, TRL's default for a `messages` dataset
+    loss_on: Literal["completion", "all"] = "completion"
 
 
 class TrainRecipe(_Section):
@@ -114,6 +117,15 @@ def load_training_dataset(source: str | Path, split: str = "train"):
             f"has {data.column_names}"
         )
     return data
+
+
+def to_prompt_completion(row: dict[str, Any]) -> dict[str, Any]:
+    """A `messages` chat as TRL's conversational prompt-completion pair: every turn before the last
+    is the prompt, the last (the assistant's reasoning) the completion the loss is computed on."""
+    messages = row["messages"]
+    if not messages or messages[-1].get("role") != "assistant":
+        raise ValueError(f"example {row.get('id', '?')}: the last message must be the assistant's reasoning")
+    return {"prompt": messages[:-1], "completion": messages[-1:]}
 
 
 def _resolve_dtype(name: str):
@@ -246,6 +258,10 @@ def train(
     if len(train_data) == 0:
         raise ValueError(f"dataset {dataset}: no trainable example left (see {out / 'skipped_examples.jsonl'})")
 
+    completion_only = recipe.data.loss_on == "completion"
+    if completion_only:
+        train_data = train_data.map(to_prompt_completion, remove_columns=["messages"])
+        training.setdefault("completion_only_loss", True)
     args = SFTConfig(output_dir=str(out), **training)
     peft_config = LoraConfig(**recipe.lora)
     counter = _step_counter()

@@ -156,3 +156,26 @@ def test_dataset_errors_name_the_cause(tmp_path):
     DatasetDict({"test": Dataset.from_list([{"messages": [], "images": []}])}).save_to_disk(str(tmp_path / "dd"))
     with pytest.raises(ValueError, match=r"no split 'train' \(splits: \['test'\]\)"):
         load_training_dataset(tmp_path / "dd")
+
+
+def test_loss_covers_the_reasoning_only(tiny):
+    """With the recipe's `loss_on: completion`, TRL's vision collator masks the prompt and image tokens."""
+    from transformers import AutoProcessor
+    from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
+
+    from navig.train import load_recipe, load_training_dataset, to_prompt_completion
+
+    root, model = tiny
+    assert load_recipe().data.loss_on == "completion"
+    processor = AutoProcessor.from_pretrained(model)
+    data = load_training_dataset(root / "ds").map(to_prompt_completion, remove_columns=["messages"])
+    collator = DataCollatorForVisionLanguageModeling(processor=processor, completion_only_loss=True)
+    batch = collator([data[0]])
+    ids, labels = batch["input_ids"][0], batch["labels"][0]
+    image_token = processor.tokenizer.convert_tokens_to_ids("<image>")
+    trained = ids[labels != -100]
+    assert image_token not in trained.tolist() and (ids == image_token).any()
+    answer = processor.tokenizer.decode(trained, skip_special_tokens=True)
+    assert REASONINGS[0].split()[0] in answer and PROMPT.split()[0] not in answer
+    with pytest.raises(ValueError, match="assistant"):
+        to_prompt_completion({"id": "x", "messages": [{"role": "user", "content": []}]})

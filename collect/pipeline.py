@@ -74,7 +74,7 @@ class VideoWorker:
                 fp = stage.fingerprint(ctx)
                 previous = store.get(video.id, name)
                 if (name not in self.force and previous is not None and previous.status in SATISFIED
-                        and previous.fingerprint == fp):
+                        and previous.fingerprint == fp and not stage.missing_outputs(ctx, previous.outputs)):
                     result.statuses[name] = "cached"
                     continue
                 store.mark_running(video.id, name, fp)

@@ -40,6 +40,7 @@ def bad_corpus(tmp_path_factory):
                       "hostile", "nolink"], ids))
     media = corpus / "media"
     mp4 = media / f"{roles['corrupt']}.mp4"
+    (corpus / "good-copy.mp4").write_bytes(mp4.read_bytes())
     mp4.write_bytes(mp4.read_bytes()[: mp4.stat().st_size // 3])  # truncated download
     # no audio, no captions and (by default) no ASR model
     (media / f"{roles['nocaptions']}.en.vtt").unlink()
@@ -70,6 +71,7 @@ def test_bad_inputs_are_item_errors_and_the_rest_completes(bad_corpus, tmp_path)
         code = run_collect(out, cfg, sources=[server.feed_url], dataset_step=dataset_step,
                            console=Console(file=open(os.devnull, "w")))
         throttled_hits = server.requests_matching("/api/v3/challenges/" + token[roles["api429"]])
+        port = int(server.url.rsplit(":", 1)[1])
     assert code == EXIT_ITEM_FAILURES
     with RunStore(out) as store:
         status = {(r.video_id, r.stage): r for r in store.rows()}
@@ -85,7 +87,9 @@ def test_bad_inputs_are_item_errors_and_the_rest_completes(bad_corpus, tmp_path)
         for stage in ("download", "transcript", "challenge", "segment", "frames"):
             assert status[(roles[role], stage)].status == "done", (role, stage, status[(roles[role], stage)])
     assert len(throttled_hits) >= 3  # two 429s, then the answer
-    failed("corrupt", "download", "truncated or corrupt")
+    failed("corrupt", "download", "truncated or corrupt", "the next run downloads it again")
+    corrupt_media = out / "videos" / roles["corrupt"] / "media"
+    assert not (corrupt_media / "video.mp4").exists() and (corrupt_media / "video.mp4.corrupt").exists()
     failed("nocaptions", "transcript", "no captions")
     failed("api401", "challenge", "401")
     failed("api404", "challenge", "not found")
@@ -99,6 +103,42 @@ def test_bad_inputs_are_item_errors_and_the_rest_completes(bad_corpus, tmp_path)
         assert out.resolve() in path.resolve().parents
         assert len(path.name) <= 255
     assert (out / "hub" / "README.md").exists()
+
+    # the server now has the whole file: the next run downloads it (the corrupt copy is never reused)
+    (corpus / "good-copy.mp4").replace(corpus / "media" / f"{roles['corrupt']}.mp4")
+    with DemoServer(corpus, faults=faults, port=port) as server:  # the same address the videos were listed at
+        run_collect(out, cfg, sources=[server.feed_url], console=Console(file=open(os.devnull, "w")))
+    with RunStore(out) as store:
+        assert store.get(roles["corrupt"], "download").status == "done"
+        assert store.get(roles["corrupt"], "segment").status == "done"
+
+
+def _cli(args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(collect_cmd() + args, capture_output=True, text=True, timeout=300)
+
+
+def test_deleted_or_damaged_artifacts_are_rebuilt_not_reported_cached(tmp_path):
+    out = tmp_path / "out"
+    small = ["run", "--demo", "--out", str(out), "--set", "demo.videos=1", "--set", "demo.rounds=2"]
+    assert _cli(small).returncode == 0
+    video = next((out / "videos").iterdir())
+    rounds = (video / "rounds.json").read_bytes()
+    frames = json.loads((video / "frames" / "index.json").read_text())
+
+    (video / "rounds.json").unlink()  # a stage's own output deleted by hand
+    (video / frames[0]["path"]).unlink()  # one frame of the frames stage's output
+    proc = _cli(small)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (video / "rounds.json").read_bytes() == rounds and (video / frames[0]["path"]).is_file()
+
+    media = video / "media" / "video.mp4"
+    good = media.read_bytes()
+    media.write_bytes(good[: len(good) // 2])  # damaged on disk: a forced download fetches it again
+    proc = _cli([*small, "--force", "download"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert media.read_bytes() == good
+    with RunStore(out) as store:
+        assert {r.stage: r.status for r in store.rows()}["download"] == "done"
 
 
 @pytest.mark.parametrize("executor", ["ray"])

@@ -62,6 +62,19 @@ class Stage:
 
     name: ClassVar[str] = ""
     requires: ClassVar[tuple[str, ...]] = ()  # stages whose "done" (or "skipped") must precede
+    # keys of `StageOutcome.outputs` holding artifact paths (relative to the video folder) a rerun
+    # must find again before it trusts the cached row
+    output_keys: ClassVar[tuple[str, ...]] = ()
+
+    def missing_outputs(self, ctx: VideoContext, outputs: dict[str, Any]) -> list[str]:
+        """Recorded artifacts of a finished run that are gone (deleted by hand, a disk cleanup…): a
+        row whose outputs are missing is redone, not reported as cached."""
+        missing = []
+        for key in self.output_keys:
+            rel = (outputs or {}).get(key)
+            if isinstance(rel, str) and rel and not (ctx.video_dir / rel).is_file():
+                missing.append(rel)
+        return missing
 
     def config_slice(self, ctx: VideoContext) -> Any:
         """The part of the configuration that changes this stage's output (no secrets)."""

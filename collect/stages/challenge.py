@@ -147,6 +147,7 @@ def read_offline(offline_dir: Path, token: str) -> tuple[dict, dict | None] | No
 
 class ChallengeStage(Stage):
     name = "challenge"
+    output_keys = ("challenge",)
     requires = ()
 
     def _token(self, ctx: VideoContext) -> str | None:

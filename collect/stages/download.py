@@ -17,7 +17,7 @@ from typing import Any
 from collect import layout
 from collect.clients.youtube import (YouTubeClient, ffmpeg_exe, format_selector, public_options, redact,
                                      sanitize_info)
-from collect.fsutil import atomic_write_json, inside
+from collect.fsutil import atomic_write_json, fingerprint, inside, read_json
 from collect.stages.base import Stage, StageOutcome, VideoContext
 
 MEDIA_DIR = "media"
@@ -88,6 +88,33 @@ def download_params(media_dir: Path, max_height: int) -> dict[str, Any]:
     }
 
 
+CORRUPT_SUFFIX = ".corrupt"
+
+
+def _drop_stale_media(ctx: VideoContext, media_dir: Path, settings: str) -> None:
+    """Before yt-dlp runs (it keeps any file already at the output name): remove media fetched with
+    other download settings (e.g. another max_height) and a file that no longer decodes, so they
+    are downloaded again instead of reused."""
+    try:
+        previous = (read_json(ctx.path(layout.MEDIA_JSON)) or {}).get("downloaded_with")
+    except (OSError, ValueError, AttributeError):
+        previous = None
+    for path in sorted(media_dir.glob(f"{MEDIA_STEM}.*")):
+        if not path.is_file() or path.name.endswith(CORRUPT_SUFFIX):
+            continue
+        stale = previous is not None and previous != settings
+        if not stale and path.suffix.lower() in MEDIA_SUFFIXES:
+            try:
+                probe_media(path)
+            except (CorruptMediaError, subprocess.TimeoutExpired):
+                stale = True
+        if stale:
+            path.unlink(missing_ok=True)
+
+
+MEDIA_SUFFIXES = (".mp4", ".webm", ".mkv", ".m4a", ".mp3", ".opus", ".ogg", ".wav", ".mov")
+
+
 def _caption_kind(info: dict, lang: str) -> str:
     return "manual" if lang in (info.get("subtitles") or {}) else "auto"
 
@@ -104,6 +131,7 @@ def _relative(ctx: VideoContext, path: str | Path) -> str:
 
 class DownloadStage(Stage):
     name = "download"
+    output_keys = ("media", "video", "audio")
     requires = ()
 
     def config_slice(self, ctx: VideoContext) -> Any:
@@ -116,6 +144,8 @@ class DownloadStage(Stage):
         cfg = ctx.config.download
         media_dir = ctx.path(MEDIA_DIR)
         media_dir.mkdir(parents=True, exist_ok=True)
+        settings = fingerprint(self.config_slice(ctx))
+        _drop_stale_media(ctx, media_dir, settings)
         client = YouTubeClient(cfg.ytdlp_options, retries=cfg.retries, backoff_s=cfg.backoff_s,
                                requests_per_s=cfg.requests_per_s)
         try:
@@ -139,7 +169,10 @@ class DownloadStage(Stage):
         try:
             probe = probe_media(ctx.path(video_rel))
         except (CorruptMediaError, subprocess.TimeoutExpired) as exc:
-            return StageOutcome.failed(self.name, f"{ctx.video.id}: {exc}", "CorruptMedia")
+            # moved aside: yt-dlp would otherwise take the file as downloaded on every later attempt
+            ctx.path(video_rel).replace(ctx.path(video_rel + CORRUPT_SUFFIX))
+            return StageOutcome.failed(self.name, f"{ctx.video.id}: {exc} (kept as {video_rel + CORRUPT_SUFFIX}; "
+                                                  "the next run downloads it again)", "CorruptMedia")
         audio_rel = video_rel if probe.has_audio else None  # merged file: whisper reads its audio track
         video_rel_out = video_rel if probe.has_video else None
 
@@ -157,7 +190,7 @@ class DownloadStage(Stage):
 
         atomic_write_json(ctx.path(layout.INFO_JSON), sanitize_info(info))
         media = {"video": video_rel_out, "audio": audio_rel, "captions": captions,
-                 "caption_languages": languages, "duration_s": probe.duration_s}
+                 "caption_languages": languages, "duration_s": probe.duration_s, "downloaded_with": settings}
         atomic_write_json(ctx.path(layout.MEDIA_JSON), media)
         return StageOutcome.done(media=layout.MEDIA_JSON, video=video_rel_out, audio=audio_rel,
                                  captions=[k for k, v in captions.items() if v], duration_s=probe.duration_s)

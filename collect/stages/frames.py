@@ -86,6 +86,17 @@ def frame_name(round_no: int, time_s: float) -> str:
 class FramesStage(Stage):
     name = "frames"
     requires = ("segment",)
+    output_keys = ("path",)
+
+    def missing_outputs(self, ctx: VideoContext, outputs: dict) -> list[str]:
+        missing = super().missing_outputs(ctx, outputs)
+        if missing:
+            return missing
+        try:  # every frame the index lists, not only the index
+            listed = [f["path"] for f in read_json(ctx.path(layout.FRAMES_INDEX)) or []]
+        except (OSError, ValueError, TypeError, KeyError):
+            return [layout.FRAMES_INDEX]
+        return [rel for rel in listed if not (ctx.video_dir / rel).is_file()]
 
     def config_slice(self, ctx: VideoContext):
         return ctx.config.frames.model_dump(mode="json")

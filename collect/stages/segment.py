@@ -490,6 +490,7 @@ def _recover_missed_results(path: Path, info: VideoInfo, obs: list[Observation],
 # --------------------------------------------------------------------------- the stage
 class SegmentStage(Stage):
     name = "segment"
+    output_keys = ("path",)
     requires = ("download",)  # the transcript (cues) is optional: read when present
 
     def config_slice(self, ctx: VideoContext):

@@ -105,6 +105,7 @@ def stitch(images: list[bytes], size: int) -> "Image.Image":  # noqa: F821 - Pil
 
 class StreetViewStage(Stage):
     name = "streetview"
+    output_keys = ("index",)
     requires = ("challenge",)
 
     def config_slice(self, ctx: VideoContext) -> Any:

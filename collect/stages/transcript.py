@@ -202,6 +202,7 @@ def _model_label(model: str) -> str:
 # ---- stage ---------------------------------------------------------------------------------------
 class TranscriptStage(Stage):
     name = "transcript"
+    output_keys = ("transcript",)
     requires = ("download",)
 
     def config_slice(self, ctx: VideoContext) -> Any:

@@ -71,7 +71,15 @@ class VideoWorker:
                 if missing:
                     result.statuses[name] = "blocked"
                     continue
-                fp = stage.fingerprint(ctx)
+                try:
+                    fp = stage.fingerprint(ctx)
+                except Exception as exc:  # a bad artifact (e.g. a path escaping the folder) fails this stage only
+                    store.mark_running(video.id, name, "")
+                    store.mark_finished(video.id, name, "failed", fingerprint="", error_type=type(exc).__name__,
+                                        error_message=redact(f"{video.id}: cannot read this stage's inputs: {exc}",
+                                                             secrets))
+                    result.statuses[name] = "failed"
+                    continue
                 previous = store.get(video.id, name)
                 if (name not in self.force and previous is not None and previous.status in SATISFIED
                         and previous.fingerprint == fp and not stage.missing_outputs(ctx, previous.outputs)):

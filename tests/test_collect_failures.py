@@ -213,3 +213,21 @@ def test_secrets_never_reach_logs_store_or_artifacts(tmp_path):
             blob = path.read_bytes()
             for secret in (cookie, key, ytdlp_password):
                 assert secret.encode() not in blob, (path, secret)
+
+
+def test_an_unreadable_artifact_fails_its_stage_not_the_run(tmp_path):
+    out = tmp_path / "out"
+    args = ["run", "--demo", "--out", str(out), "--set", "demo.videos=2", "--set", "demo.rounds=2",
+            "--set", "run.workers=1"]
+    assert _cli(args).returncode == 0
+    first, second = sorted((out / "videos").iterdir())
+    media = json.loads((first / "media.json").read_text())
+    media["audio"] = "../../../outside.m4a"  # a path escaping the video folder
+    (first / "media.json").write_text(json.dumps(media))
+    proc = _cli([*args, "--force", "transcript"])  # one worker: inline, no process pool to absorb a crash
+    assert proc.returncode == EXIT_ITEM_FAILURES, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    with RunStore(out) as store:
+        bad = store.get(first.name, "transcript")
+        assert bad.status == "failed" and "cannot read this stage's inputs" in bad.error_message
+        assert store.get(second.name, "transcript").status == "done"

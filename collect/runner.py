@@ -121,7 +121,7 @@ def _discover(store: RunStore, cfg: CollectConfig, sources: list[str], *, force:
     filters = cfg.discover.model_dump(mode="json")
     for source in sources:
         key = SOURCE_PREFIX + _source_identity(source)
-        fp = fingerprint("discover", filters, _source_identity(source))
+        fp = fingerprint("discover", filters, _source_identity(source), _list_content(source))
         row = store.get(key, "discover")
         if not force and row and row.status == "done" and row.fingerprint == fp:
             continue
@@ -148,6 +148,15 @@ def _discover(store: RunStore, cfg: CollectConfig, sources: list[str], *, force:
         else:
             store.mark_finished(key, "discover", "done", fingerprint=fp, outputs=outputs)
     return failures
+
+
+def _list_content(source: str) -> str | None:
+    """A text file of URLs is its lines: an edited list is a new source, not a cached one."""
+    path = Path(source)
+    try:
+        return fingerprint(path.read_text("utf-8")) if path.is_file() else None
+    except (OSError, UnicodeDecodeError):
+        return None  # discover reports the unreadable file
 
 
 def _is_local(source: str) -> bool:

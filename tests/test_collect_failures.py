@@ -231,3 +231,22 @@ def test_an_unreadable_artifact_fails_its_stage_not_the_run(tmp_path):
         bad = store.get(first.name, "transcript")
         assert bad.status == "failed" and "cannot read this stage's inputs" in bad.error_message
         assert store.get(second.name, "transcript").status == "done"
+
+
+def test_an_edited_list_of_urls_is_discovered_again(tmp_path):
+    corpus = tmp_path / "corpus"
+    truth = generate_corpus(corpus, n_videos=2, seed=5, **TINY)
+    first, second = [v["id"] for v in truth["videos"]]
+    out, urls = tmp_path / "out", tmp_path / "urls.txt"
+    quiet = Console(file=open(os.devnull, "w"))
+    with DemoServer(corpus) as server:
+        cfg = load_config()
+        cfg = cfg.model_copy(update={"challenge": cfg.challenge.model_copy(update={"api_base": server.url})})
+        urls.write_text(server.watch_url(first) + "\n")
+        run_collect(out, cfg, sources=[str(urls)], only="discover", console=quiet)
+        with RunStore(out) as store:
+            assert len(store.videos()) == 1
+        urls.write_text(server.watch_url(first) + "\n" + server.watch_url(second) + "\n")
+        run_collect(out, cfg, sources=[str(urls)], only="discover", console=quiet)
+        with RunStore(out) as store:
+            assert len(store.videos()) == 2  # the added URL was listed, not a cached answer reused

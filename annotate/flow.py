@@ -17,7 +17,6 @@ from annotate.config import AnnotateConfig, load_annotate_config
 from annotate.records import Example, RoundInput
 from annotate.reverse import reverse
 from annotate.rounds import assemble_rounds, inputs_fingerprint
-from annotate.card import relink_plots
 from collect.fsutil import atomic_write_text
 
 CITY_RADIUS_KM = 50.0  # a truth point this close to a gazetteer city is "in" it
@@ -39,6 +38,7 @@ def truth_place(round_: RoundInput) -> tuple[str | None, str | None]:
 
 def run_annotate(out_dir: Path, settings: dict[str, Any] | None = None, console: Any = None) -> dict:
     from annotate.build import build_dataset
+    from annotate.card import relink_plots
     from annotate.stages.align import align_clues
     from annotate.stages.clues import ClueExtractor
     from annotate.stages.filter import apply_filters, transcript_disagreement

@@ -17,10 +17,11 @@ EARTH_RADIUS_KM = 6371.0088  # IUGG mean Earth radius
 
 
 class ReverseGeocoder:
-    """Nearest gazetteer city to a point: exact inner-product search over unit vectors (faiss).
+    """Nearest gazetteer city to a point: exact k-d tree search over unit vectors (scipy).
 
-    Maximal dot product of unit vectors = minimal great-circle distance, so the flat index is an
-    exact nearest-neighbour search on the sphere.
+    The chord between two unit vectors grows with their great-circle distance, so the nearest
+    points in 3-D are exactly the nearest on the sphere; the tree answers a million points in
+    seconds where a flat scan of every city took minutes.
     """
 
     def __init__(self, min_population: int = 15000):
@@ -33,20 +34,22 @@ class ReverseGeocoder:
         return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=1).astype(np.float32)
 
     def _ensure_index(self):
-        import faiss
+        from scipy.spatial import cKDTree
 
         if self._index is None:
-            index = faiss.IndexFlatIP(3)
-            index.add(self.unit_vectors(np.array([p.lat for p in self.places]), np.array([p.lng for p in self.places])))
-            self._index = index
+            points = self.unit_vectors(np.array([p.lat for p in self.places]), np.array([p.lng for p in self.places]))
+            self._index = cKDTree(points.astype(np.float64))
         return self._index
 
     def search(self, lat: Sequence[float], lng: Sequence[float], k: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """(great-circle km, place indices) of the k nearest cities of each point."""
-        index = self._ensure_index()
-        sims, idx = index.search(self.unit_vectors(np.asarray(lat), np.asarray(lng)), min(k, len(self.places)))
-        # chord similarity -> great-circle distance; float32 noise is far below a km
-        return EARTH_RADIUS_KM * np.arccos(np.clip(sims, -1.0, 1.0)), idx
+        """(great-circle km, place indices) of the k nearest cities of each point, shape (n, k)."""
+        tree = self._ensure_index()
+        k = min(k, len(self.places))
+        queries = self.unit_vectors(np.asarray(lat), np.asarray(lng)).astype(np.float64)
+        chord, idx = tree.query(queries, k=k, workers=-1)
+        chord, idx = chord.reshape(len(queries), k), idx.reshape(len(queries), k)
+        # chord length c between unit vectors -> central angle 2·asin(c/2)
+        return EARTH_RADIUS_KM * 2.0 * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0)), idx
 
     def nearest(self, lat: Sequence[float], lng: Sequence[float]) -> list:
         """The nearest gazetteer city to each point."""

@@ -32,6 +32,7 @@ import math
 import re
 import unicodedata
 from collections import Counter
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -74,9 +75,12 @@ def geoscore(distance_km: Any) -> np.ndarray:
 
 def normalize_name(text: str | None) -> str:
     """Accent-free casefolded alphanumerics ("São Paulo" → "saopaulo"), for name comparison."""
-    if not text:
-        return ""
-    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode()
+    return _normalized(str(text)) if text else ""
+
+
+@lru_cache(maxsize=1 << 18)  # the same gazetteer names come up for row after row
+def _normalized(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     return re.sub(r"[^0-9a-z]+", "", text.casefold())
 
 

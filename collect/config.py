@@ -6,33 +6,105 @@ the run store) and are only unwrapped at the point of use.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+import types
+import typing
+from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # numbers given to string settings become their text (`date_after = 20240101` in TOML/YAML,
+    # a numeric cookie); NaN / infinity are never a valid number of seconds, pixels or steps
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, allow_inf_nan=False)
+
+
+def check_yyyymmdd(name: str, value: str | None) -> str | None:
+    """`value` when it is a real calendar date written YYYYMMDD, else ValueError naming `name`."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"\d{8}", value):
+        raise ValueError(f"{name}={value!r}: expected YYYYMMDD (e.g. 20240131)")
+    try:
+        date(int(value[:4]), int(value[4:6]), int(value[6:]))
+    except ValueError as exc:
+        raise ValueError(f"{name}={value!r}: not a calendar date ({exc})") from None
+    return value
+
+
+def check_regex(name: str, value: str | None) -> str | None:
+    """`value` when it compiles as a Python regular expression, else ValueError naming `name`."""
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"{name}={value!r}: invalid regular expression ({exc})") from None
+    return value
 
 
 class DiscoverConfig(_Section):
-    title_regex: str | None = None
+    title_regex: str | None = Field(None, description="Python regular expression searched in the title")
     date_after: str | None = Field(None, description="YYYYMMDD, inclusive")
     date_before: str | None = Field(None, description="YYYYMMDD, inclusive")
-    limit: int | None = None
+    limit: int | None = Field(None, ge=1, description="at most this many videos; None = no limit")
     require_challenge_link: bool = True
+
+    @field_validator("title_regex")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        return check_regex("title_regex", value)
+
+    @field_validator("date_after", "date_before")
+    @classmethod
+    def _is_yyyymmdd(cls, value: str | None, info) -> str | None:
+        return check_yyyymmdd(info.field_name, value)
+
+    @model_validator(mode="after")
+    def _dates_ordered(self) -> "DiscoverConfig":
+        if self.date_after and self.date_before and self.date_after > self.date_before:
+            raise ValueError(f"date_after {self.date_after} is later than date_before {self.date_before}: "
+                             "no video could match")
+        return self
+
+
+# yt-dlp options whose value is a credential or a file name: always the text the user typed
+# (`videopassword=0123` must not become the int 83, `username=on` not True). Word-anchored
+# `key`/`pass` so yt-dlp's boolean `geo_bypass` / `force_keyframes_at_cuts` keep their typing.
+_RAW_OPTION_KEY = re.compile(r"passw|username|cookie|token|secret|credential|signature|auth|api_?key"
+                             r"|(?:^|_)(?:key|pass|user)(?:_|$)", re.I)
+
+
+def is_raw_option_key(key: str) -> bool:
+    return bool(_RAW_OPTION_KEY.search(str(key)))
 
 
 class DownloadConfig(_Section):
-    max_height: int = 720
-    retries: int = 3
-    backoff_s: float = 2.0
-    requests_per_s: float = 2.0  # global rate limit across one process
+    max_height: int = Field(720, ge=1, description="pixels; the best video at most this tall")
+    retries: int = Field(3, ge=0, description="retries after the first attempt")
+    backoff_s: float = Field(2.0, ge=0)
+    requests_per_s: float = Field(2.0, ge=0, description="global rate limit across one run; 0 = unlimited")
     # passed straight to yt_dlp.YoutubeDL(params): cookiefile, sleep_interval, proxy, ratelimit…
     ytdlp_options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("ytdlp_options")
+    @classmethod
+    def _credentials_are_text(cls, options: dict[str, Any]) -> dict[str, Any]:
+        # a YAML/TOML number under a credential key (`password: 12345`) is its text for yt-dlp;
+        # a boolean there is YAML's reading of an unquoted yes/no/on/off: its text is lost
+        out = dict(options)
+        for key, value in options.items():
+            if not is_raw_option_key(key):
+                continue
+            if isinstance(value, bool):
+                raise ValueError(f"ytdlp_options.{key} is the boolean {value}: quote the value in the config file")
+            if isinstance(value, (int, float)):
+                out[key] = str(value)
+        return out
 
 
 class TranscriptConfig(_Section):
@@ -46,43 +118,46 @@ class ChallengeConfig(_Section):
     api_base: str = "https://www.geoguessr.com"
     ncfa_cookie: SecretStr | None = Field(None, description="GeoGuessr `_ncfa` session cookie; env GEOGUESSR_NCFA")
     offline_dir: Path | None = Field(None, description="folder of <token>.json challenge payloads used instead of the API")
-    retries: int = 4
-    backoff_s: float = 1.0
-    timeout_s: float = 20.0
+    retries: int = Field(4, ge=0, description="retries after the first attempt")
+    backoff_s: float = Field(1.0, ge=0)
+    timeout_s: float = Field(20.0, gt=0)
 
 
 class SegmentConfig(_Section):
-    sample_every: float = 6.0
-    refine_step: float = 1.0  # denser sampling near a detected change
-    ocr_max_side: int = 960
+    sample_every: float = Field(6.0, gt=0, description="seconds between OCR samples")
+    refine_step: float = Field(1.0, gt=0, description="seconds; denser sampling near a detected change")
+    ocr_max_side: int = Field(960, ge=0, description="pixels; OCR frames scaled down to this longer side, 0 = full size")
 
 
 class FramesConfig(_Section):
-    every_s: float = 3.0
-    timestamps: list[float] = Field(default_factory=list, description="extra timestamps (s from round start)")
+    every_s: float = Field(3.0, ge=0, description="seconds between grid frames; 0 = no grid")
+    timestamps: list[Annotated[float, Field(ge=0)]] = Field(default_factory=list,
+                                                           description="extra timestamps (s from round start)")
     at_speech: bool = Field(True, description="also take a frame at the start of every transcript segment")
-    dedupe_hamming: int = 6
+    dedupe_hamming: int = Field(6, ge=-1, le=64, description="bits of the 64-bit perceptual hash; "
+                                "0 = exact repeats only, -1 = keep every frame")
     crop_ui: bool = True
-    jpeg_quality: int = 90
+    jpeg_quality: int = Field(90, ge=1, le=100)
 
 
 class StreetViewConfig(_Section):
     api_key: SecretStr | None = Field(None, description="Street View Static API key; env GOOGLE_MAPS_API_KEY")
     base_url: str = "https://maps.googleapis.com/maps/api/streetview"
-    size: int = 640
-    fov: int = 90
-    headings: list[int] = Field(default_factory=lambda: [0, 90, 180, 270])
+    size: int = Field(640, ge=1, description="pixels per view side (the Static API serves at most 640)")
+    fov: int = Field(90, gt=0, le=120, description="degrees (the Static API allows at most 120)")
+    headings: list[Annotated[int, Field(ge=0, le=360)]] = Field(default_factory=lambda: [0, 90, 180, 270],
+                                                                min_length=1)
 
 
 class RunConfig(_Section):
-    workers: int = 2
+    workers: int = Field(2, ge=1, description="videos processed in parallel")
     executor: Literal["local", "ray"] = "local"
     ray_address: str | None = None
 
 
 class DemoConfig(_Section):
-    videos: int = 2
-    rounds: int = 5
+    videos: int = Field(2, ge=1)
+    rounds: int = Field(5, ge=1)
     seed: int = 0
 
 
@@ -124,6 +199,34 @@ def _deep_merge(base: dict, extra: dict) -> dict:
     return out
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML as usual, except that an integer written with a leading zero, in octal, hex,
+    binary or base 60 (`0123`, `0x1F`, `1:30`) and a date (`2024-01-01`) stay the text that
+    was written: for a setting that is text (a password, a date) the characters are what
+    count, and a numeric setting still reads `0123` as 123 (never octal 83)."""
+
+
+def _int_or_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int | str:
+    text = loader.construct_scalar(node)
+    if re.fullmatch(r"[-+]?(?:0|[1-9][0-9_]*)", text):
+        return loader.construct_yaml_int(node)
+    return text
+
+
+def _float_or_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float | str:
+    text = loader.construct_scalar(node)
+    return text if ":" in text else loader.construct_yaml_float(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _int_or_text)
+_Loader.add_constructor("tag:yaml.org,2002:float", _float_or_text)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def read_config_file(path: Path | str) -> dict:
     path = Path(path)
     if not path.exists():
@@ -132,18 +235,71 @@ def read_config_file(path: Path | str) -> dict:
     if path.suffix == ".toml":
         return tomllib.loads(text)
     if path.suffix in (".yaml", ".yml"):
-        return yaml.safe_load(text) or {}
+        return _load_yaml(text) or {}
     raise ValueError(f"config file {path}: use .toml, .yaml or .yml")
 
 
+_TEXT_TYPES = (str, SecretStr, Path)
+_NONE_WORDS = ("", "null", "~")
+
+
+def _setting_type(keys: list[str]) -> tuple[str, bool]:
+    """How `--set` reads a value for the setting at `keys`: ("text", accepts None) for a string
+    setting, ("free", _) inside a free-form dict (ytdlp_options, annotate), else ("yaml", _)."""
+    node: Any = CollectConfig
+    for i, key in enumerate(keys):
+        if not (isinstance(node, type) and issubclass(node, BaseModel)):
+            return ("free", True) if i > 0 else ("yaml", True)
+        field = node.model_fields.get(key)
+        if field is None:
+            return "yaml", True  # not a setting: validation names it
+        node = field.annotation
+        members = typing.get_args(node) if typing.get_origin(node) in (typing.Union, types.UnionType) else (node,)
+        optional = type(None) in members
+        members = tuple(m for m in members if m is not type(None))
+        if typing.get_origin(node) is dict or node is dict:
+            if i == len(keys) - 1:
+                return "yaml", optional
+            return "free", True
+        if len(members) == 1:
+            node = members[0]
+        if i == len(keys) - 1:
+            text = all((isinstance(m, type) and issubclass(m, _TEXT_TYPES))
+                       or (typing.get_origin(m) is Literal and all(isinstance(a, str) for a in typing.get_args(m)))
+                       for m in members)
+            return ("text" if text and members else "yaml"), optional
+    return "yaml", True
+
+
+def override_value(keys: list[str], raw: str) -> Any:
+    """The value of `--set a.b.c=RAW`, typed by the setting it targets.
+
+    String settings (paths, secrets, regexes, dates) get RAW exactly as typed (`date_after=20240101`,
+    a cookie `0123`); `null`, `~` or nothing is None where the setting allows None. Inside the
+    free-form `download.ytdlp_options` (and `annotate`), credential keys (password, username,
+    cookie…, see `is_raw_option_key`) keep RAW too; other values are read as YAML (true/false,
+    numbers, [lists]) except that leading-zero numbers and dates stay text. Every other setting
+    is read as YAML and then validated by its declared type.
+    """
+    kind, optional = _setting_type(keys)
+    if kind == "text":
+        return None if optional and raw.strip() in _NONE_WORDS else raw
+    if kind == "free" and is_raw_option_key(keys[-1]):
+        return raw
+    return _load_yaml(raw) if raw.strip() else None
+
+
 def parse_override(item: str) -> dict:
-    """'download.max_height=480' → {'download': {'max_height': 480}} (value parsed as YAML)."""
+    """'download.max_height=480' → {'download': {'max_height': 480}} (value typed by `override_value`)."""
     if "=" not in item:
         raise ValueError(f"override {item!r}: expected section.key=value")
     dotted, raw = item.split("=", 1)
-    value = yaml.safe_load(raw) if raw else None
-    node: dict = {}
     keys = dotted.strip().split(".")
+    if not all(k.strip() for k in keys):
+        raise ValueError(f"override {item!r}: expected section.key=value")
+    keys = [k.strip() for k in keys]
+    value = override_value(keys, raw)
+    node: dict = {}
     cursor = node
     for key in keys[:-1]:
         cursor = cursor.setdefault(key, {})

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from collect.clients.youtube import YouTubeClient, redact, share_rate_limit_with_children
-from collect.config import DiscoverConfig
+from collect.config import DiscoverConfig, check_regex, check_yyyymmdd
 from collect.records import Video
 from collect.stages.challenge import parse_challenge_tokens
 
@@ -204,11 +204,6 @@ class _Discoverer:
         return None
 
 
-def _check_date(name: str, value: str | None) -> None:
-    if value is not None and not re.fullmatch(r"\d{8}", value):
-        raise ValueError(f"discover.{name}={value!r}: expected YYYYMMDD")
-
-
 def discover(sources: list[str], config: DiscoverConfig, ytdlp_options: dict[str, Any] | None = None, *,
              client: YouTubeClient | None = None, retries: int = 3, backoff_s: float = 2.0,
              requests_per_s: float = 2.0) -> DiscoverResult:
@@ -217,10 +212,11 @@ def discover(sources: list[str], config: DiscoverConfig, ytdlp_options: dict[str
     Raises ValueError only for an invalid configuration (bad regex or date); everything about
     a source or a video is recorded in the result instead.
     """
-    _check_date("date_after", config.date_after)
-    _check_date("date_before", config.date_before)
-    if config.title_regex:
-        re.compile(config.title_regex)
+    # a validated DiscoverConfig already passed these checks (`collect run` fails with a
+    # configuration error first); they guard configs built with model_construct / model_copy
+    check_yyyymmdd("discover.date_after", config.date_after)
+    check_yyyymmdd("discover.date_before", config.date_before)
+    check_regex("discover.title_regex", config.title_regex)
     share_rate_limit_with_children()  # the run's worker processes start later: one budget for all
     client = client or YouTubeClient(ytdlp_options, retries=retries, backoff_s=backoff_s, requests_per_s=requests_per_s)
     walker = _Discoverer(config, client)

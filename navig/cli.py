@@ -48,17 +48,20 @@ def locate(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Locate images with the Navig pipeline; one JSON line per image in --out."""
-    from navig.pipeline import LocateOptions, collect_images, locate_to_jsonl
+    from navig.pipeline import collect_images, locate_options, locate_to_jsonl
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
-    options = LocateOptions(
-        model=model, adapter=adapter, backend=backend, base_url=base_url, api_key_env=api_key_env,
-        guidebook=guidebook, geocoder=geocoder, geocoder_url=geocoder_url, use_reasoner=not no_reasoner,
-        use_searcher=not no_searcher, detector=detector, batch_size=batch_size, box_threshold=box_threshold,
-        text_threshold=text_threshold, top_k=top_k, min_crop_px=min_crop_px, ocr=ocr, device=device, dtype=dtype,
-        max_new_tokens=max_new_tokens, crop_max_new_tokens=crop_max_new_tokens,
-        guess_max_new_tokens=guess_max_new_tokens,
-    )
+    try:
+        options = locate_options(
+            model=model, adapter=adapter, backend=backend, base_url=base_url, api_key_env=api_key_env,
+            guidebook=guidebook, geocoder=geocoder, geocoder_url=geocoder_url, use_reasoner=not no_reasoner,
+            use_searcher=not no_searcher, detector=detector, batch_size=batch_size, box_threshold=box_threshold,
+            text_threshold=text_threshold, top_k=top_k, min_crop_px=min_crop_px, ocr=ocr, device=device,
+            dtype=dtype, max_new_tokens=max_new_tokens, crop_max_new_tokens=crop_max_new_tokens,
+            guess_max_new_tokens=guess_max_new_tokens,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     try:
         items = collect_images(images)
     except FileNotFoundError as exc:

@@ -28,14 +28,18 @@ def _parse_options(pairs: list[str] | None) -> dict[str, Any]:
 def make_locate_options(model: str, adapter: str | None = None, *, backend: str | None = None,
                         base_url: str | None = None, guidebook: str | None = None, geocoder: str | None = None,
                         batch_size: int | None = None, extra: dict[str, Any] | None = None):
-    """`navig.pipeline.LocateOptions` from CLI values; unset values keep the pipeline's defaults."""
-    from navig.pipeline import LocateOptions
+    """`navig.pipeline.LocateOptions` from CLI values; unset values keep the pipeline's defaults. A bad
+    or unknown setting is a usage error before anything is loaded."""
+    from navig.pipeline import locate_options
 
     kwargs = {"model": model, "adapter": adapter, "backend": backend, "base_url": base_url,
               "guidebook": Path(guidebook) if guidebook else None, "geocoder": geocoder, "batch_size": batch_size}
     kwargs = {k: v for k, v in kwargs.items() if v is not None or k == "adapter"}
     kwargs.update(extra or {})
-    return LocateOptions(**kwargs)
+    try:
+        return locate_options(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def _check_ablations(ablations: list[str]) -> list[str]:
@@ -159,12 +163,16 @@ def reproduce_command(
                                  "(with --adapter qwen2-vl=ADAPTER_DIR); only --dry-run plans without one",
                                  param_hint="--model")
     extra = _parse_options(option)
+    def options_for(s):
+        return make_locate_options(s.model, s.adapter, backend=backend, base_url=base_url, guidebook=guidebook,
+                                   geocoder=geocoder, batch_size=batch_size, extra=extra)
+
+    for spec in specs:  # every model's settings are checked before the first model loads
+        options_for(spec)
     result = reproduce(
         specs, benchmark or ["gws5k", "im2gps3k"], out, ablations=_check_ablations(ablation or list(ABLATIONS)),
         dry_run=dry_run, naviclues=naviclues, limit=limit,
-        make_options=lambda s: make_locate_options(s.model, s.adapter, backend=backend, base_url=base_url,
-                                                   guidebook=guidebook, geocoder=geocoder,
-                                                   batch_size=batch_size, extra=extra),
+        make_options=options_for,
         rouge_kwargs={"backend": backend or "transformers", "base_url": base_url},
         echo=typer.echo, retry_failed=retry_failed,
     )

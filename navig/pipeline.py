@@ -23,7 +23,7 @@ import logging
 import os
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from PIL import Image
@@ -80,6 +80,32 @@ class LocateOptions:
     concurrency: int = 4  # openai backend: parallel requests
     vlm_max_batch: int = 64  # transformers backend: sequences per padded generate
     reasoning_prompt: str = REASONING_PROMPT
+
+    def __post_init__(self) -> None:
+        """Refuse a bad setting here, before a model or a detector is loaded (seconds to minutes)."""
+        choices = {"backend": ("transformers", "openai"), "geocoder": ("offline", "nominatim"),
+                   "ocr": ("vlm", "rapidocr")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r}: choose one of {', '.join(allowed)}")
+        for name in ("batch_size", "top_k", "guidebook_k", "geocoder_top_k", "concurrency", "vlm_max_batch",
+                     "max_new_tokens", "crop_max_new_tokens", "guess_max_new_tokens"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)!r}: must be a whole number >= 1")
+        for name in ("box_threshold", "text_threshold"):
+            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+                raise ValueError(f"{name}={getattr(self, name)!r}: must be between 0 and 1")
+        if self.min_crop_px < 0 or self.guess_temperature < 0:
+            raise ValueError("min_crop_px and guess_temperature must be >= 0")
+
+
+def locate_options(**values) -> LocateOptions:
+    """`LocateOptions(**values)` with an unknown name reported as such (a typo in `--option`)."""
+    known = {f.name for f in fields(LocateOptions)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return LocateOptions(**values)
 
 
 @dataclass

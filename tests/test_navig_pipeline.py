@@ -357,3 +357,25 @@ def test_navig_imports_without_the_video_stack():
             "bad = [m for m in ('yt_dlp', 'whisper', 'rapidocr_onnxruntime', 'webvtt') if m in sys.modules];"
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_bad_settings_are_usage_errors_before_any_model_loads(tmp_path):
+    from typer.testing import CliRunner
+
+    from navig.cli import app
+
+    images = make_scene_images(tmp_path / "images", 1)
+    runner = CliRunner()
+    cases = [
+        (["locate", str(images[0].parent), "--out", str(tmp_path / "p.jsonl"), "--geocoder", "foo"], "geocoder='foo'"),
+        (["locate", str(images[0].parent), "--out", str(tmp_path / "p.jsonl"), "--ocr", "tesseract"], "ocr='tesseract'"),
+        (["eval", "--benchmark", f"folder:{images[0].parent}", "--out", str(tmp_path / "e"), "--model", "m",
+          "--option", "detectr=x"], "unknown option(s) detectr"),
+        (["eval", "--benchmark", f"folder:{images[0].parent}", "--out", str(tmp_path / "e"), "--model", "m",
+          "--option", "box_threshold=3"], "box_threshold=3"),
+    ]
+    for args, needle in cases:
+        result = runner.invoke(app, args)
+        said = " ".join(result.output.split())
+        assert result.exit_code == 2 and needle in said, (args, result.output)
+        assert not (tmp_path / "p.jsonl").exists() and not (tmp_path / "e").exists()

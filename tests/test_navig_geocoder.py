@@ -64,3 +64,9 @@ def test_nominatim_local_server_rate_limit_and_cache(tmp_path):
         again = make_geocoder("nominatim", url=server.url, cache_path=tmp_path / "nominatim.sqlite")
         assert again.search("Almaty")[0].name == "Almaty"
         assert len(server.requests) == 3
+        # "nothing found" is trusted for a while (a week by default), then asked again
+        assert again.search("Atlantis") == [] and len(server.requests) == 3
+        stale = make_geocoder("nominatim", url=server.url, cache_path=tmp_path / "nominatim.sqlite", empty_ttl_s=0,
+                              min_delay_s=0)
+        assert stale.search("Atlantis") == [] and len(server.requests) == 4
+        assert stale.search("Almaty")[0].name == "Almaty" and len(server.requests) == 4  # found answers are kept

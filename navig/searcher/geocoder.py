@@ -16,6 +16,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -163,6 +164,9 @@ def build_gazetteer_db(path: Path | str, *, min_population: int = DEFAULT_MIN_PO
     return path
 
 
+EMPTY_ANSWER_TTL_S = 7 * 24 * 3600.0  # how long "nothing found" is trusted
+
+
 class NominatimGeocoder:
     """OpenStreetMap Nominatim through geopy, ≤ 1 request/s, answers cached on disk."""
 
@@ -170,7 +174,8 @@ class NominatimGeocoder:
 
     def __init__(self, *, domain: str = "nominatim.openstreetmap.org", scheme: str = "https",
                  user_agent: str = "naviclues-navig/0.1 (+https://github.com/SparrowZheyuan18/Navig)",
-                 min_delay_s: float = 1.0, cache_path: Path | str | None = None, timeout_s: float = 10.0) -> None:
+                 min_delay_s: float = 1.0, cache_path: Path | str | None = None, timeout_s: float = 10.0,
+                 empty_ttl_s: float = EMPTY_ANSWER_TTL_S) -> None:
         from geopy.extra.rate_limiter import RateLimiter
         from geopy.geocoders import Nominatim
 
@@ -182,6 +187,10 @@ class NominatimGeocoder:
         self.cache_path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.cache_path, check_same_thread=False)
         self._db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, value TEXT)")
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(answers)")}
+        if "stored_at" not in columns:  # caches written before answers were dated
+            self._db.execute("ALTER TABLE answers ADD COLUMN stored_at REAL")
+        self.empty_ttl_s = empty_ttl_s
         self._lock = threading.Lock()
         self._domain = f"{scheme}://{domain}"
         self.requests = 0
@@ -193,16 +202,19 @@ class NominatimGeocoder:
         code = _country_code(country)
         key = json.dumps([self._domain, query, code, limit])
         with self._lock:
-            row = self._db.execute("SELECT value FROM answers WHERE key = ?", (key,)).fetchone()
-        if row is not None:
-            raws = json.loads(row[0])
-        else:
+            row = self._db.execute("SELECT value, stored_at FROM answers WHERE key = ?", (key,)).fetchone()
+        raws = json.loads(row[0]) if row is not None else None
+        # places are stable, so found answers are kept; "nothing found" may be a gap OSM fills later
+        if raws == [] and (row[1] is None or time.time() - row[1] > self.empty_ttl_s):
+            raws = None
+        if raws is None:
             self.requests += 1
             found = self._geocode(query, exactly_one=False, limit=limit, addressdetails=True,
                                   country_codes=code.lower() if code else None)
             raws = [loc.raw for loc in (found or [])]
             with self._lock:
-                self._db.execute("INSERT OR REPLACE INTO answers VALUES (?, ?)", (key, json.dumps(raws)))
+                self._db.execute("INSERT OR REPLACE INTO answers (key, value, stored_at) VALUES (?, ?, ?)",
+                                 (key, json.dumps(raws), time.time()))
                 self._db.commit()
         return [_nominatim_hit(raw) for raw in raws[:limit]]
 

@@ -8,6 +8,7 @@ proxy, sleep_interval, ratelimit, …) are passed straight to `YoutubeDL(params)
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import re
@@ -99,7 +100,15 @@ def share_rate_limit_with_children() -> str | None:
         fd, path = tempfile.mkstemp(prefix=f"naviclues-rate-{os.getpid()}-", suffix=".state")
         os.close(fd)
         os.environ[RATE_STATE_ENV] = path
+        atexit.register(_forget_rate_state, path, os.getpid())  # the creating process cleans up after its run
     return os.environ[RATE_STATE_ENV]
+
+
+def _forget_rate_state(path: str, owner: int) -> None:
+    if os.getpid() == owner:  # never from a forked child that inherited the handler
+        Path(path).unlink(missing_ok=True)
+        if os.environ.get(RATE_STATE_ENV) == path:
+            del os.environ[RATE_STATE_ENV]
 
 
 def global_rate_limiter(per_second: float) -> RateLimiter:

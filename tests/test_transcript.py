@@ -2,6 +2,7 @@
 captions, a tiny random Whisper checkpoint loaded by path, and the no-transcript error."""
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -185,6 +186,12 @@ def test_tiny_random_whisper_by_path_gives_word_timestamps(tmp_path, tiny_whispe
     before = ctx.path(layout.TRANSCRIPT_JSON).read_text()
     again = TranscriptStage()(ctx)
     assert again.status == "done" and ctx.path(layout.TRANSCRIPT_JSON).read_text() == before
+    stamped = read_json(cache[0])["input"]
+    assert stamped["model_file"] == [tiny_whisper.stat().st_size, tiny_whisper.stat().st_mtime_ns]
+    # a checkpoint replaced in place is another model: the cached answer is not reused
+    os.utime(tiny_whisper, ns=(tiny_whisper.stat().st_atime_ns, tiny_whisper.stat().st_mtime_ns + 10**9))
+    TranscriptStage()(ctx)
+    assert read_json(cache[0])["input"]["model_file"][1] == tiny_whisper.stat().st_mtime_ns
 
 
 def test_captions_backend_without_captions_fails(tmp_path, tiny_whisper):

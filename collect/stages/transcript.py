@@ -290,6 +290,10 @@ class TranscriptStage(Stage):
         cache = ctx.path(TRANSCRIPT_CACHE_DIR,
                          f"{backend}_{safe_name(_model_label(cfg.whisper_model))}_{safe_name(cfg.language or 'auto')}.json")
         stamp = {"audio": audio_rel, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "model": cfg.whisper_model}
+        checkpoint = Path(cfg.whisper_model)
+        if checkpoint.is_file():  # a checkpoint file retrained in place is another model
+            cst = checkpoint.stat()
+            stamp["model_file"] = [cst.st_size, cst.st_mtime_ns]
         if cache.is_file():
             cached = read_json(cache)
             if cached.get("input") == stamp:

@@ -97,7 +97,7 @@ def test_key_echoed_by_a_server_is_redacted(tmp_path):
         httpd.shutdown()
         httpd.server_close()
     assert outcome.status == "failed" and "HTTP 400" in outcome.error.message
-    assert "REDACTED" in outcome.error.message and KEY not in outcome.error.message
+    assert "key=REDACTED" in outcome.error.message and KEY not in outcome.error.message
     assert KEY not in _everything(ctx.out_dir)
 
 
@@ -114,3 +114,53 @@ def test_debug_request_logs_do_not_show_the_key(tmp_path, caplog, monkeypatch):
     assert outcome.status == "done"
     assert any("streetview" in r.getMessage() for r in caplog.records)  # urllib3 did log the requests
     assert all(KEY not in r.getMessage() for r in caplog.records)
+
+
+def test_rounds_that_failed_are_fetched_on_the_next_run_and_the_others_kept(tmp_path):
+    import io
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    outage = {"on": True}
+    requests_seen: list[str] = []
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (10, 120, 30)).save(buf, "JPEG")
+    jpeg = buf.getvalue()
+
+    class Flaky(BaseHTTPRequestHandler):
+        def do_GET(self):
+            requests_seen.append(self.path)
+            if outage["on"] and "location=" in self.path:  # round 2 (no pano id) hits a server outage
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(jpeg)))
+            self.end_headers()
+            self.wfile.write(jpeg)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        ctx = _ctx(tmp_path, f"http://127.0.0.1:{httpd.server_address[1]}/sv", KEY)
+        stage = StreetViewStage()
+        first = stage(ctx)
+        assert first.status == "done" and first.outputs == {"index": layout.STREETVIEW_INDEX, "panoramas": 1,
+                                                              "failed_rounds": 1}
+        assert stage.missing_outputs(ctx, first.outputs) == ["1 round(s) without panorama"]  # not trusted as cached
+        round_1 = ctx.path("streetview/round_1.jpg").read_bytes()
+        outage["on"] = False
+        before = len(requests_seen)
+        second = stage(ctx)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert second.outputs["panoramas"] == 2 and second.outputs["failed_rounds"] == 0
+    assert stage.missing_outputs(ctx, second.outputs) == []
+    assert all("location=" in p for p in requests_seen[before:])  # only round 2 was fetched again
+    assert ctx.path("streetview/round_1.jpg").read_bytes() == round_1

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,9 @@ import requests
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from collect import layout
-from collect.fsutil import atomic_path, atomic_write_json, read_json
+from collect.fsutil import atomic_path, atomic_write_json, fingerprint, read_json
 from collect.records import Challenge, ChallengeRound, from_dict
+from collect.secrets import redact, redact_urls
 from collect.stages.base import Stage, StageOutcome, VideoContext
 
 log = logging.getLogger("collect.streetview")
@@ -31,7 +31,7 @@ class _RedactKeyFilter(logging.Filter):
         if record.args:
             record.msg = record.getMessage()
             record.args = None
-        record.msg = re.sub(r"([?&]key=)[^&\s\"']+", r"\1REDACTED", str(record.msg))
+        record.msg = redact_urls(str(record.msg))
         return True
 
 
@@ -45,10 +45,6 @@ class StreetViewError(Exception):
 
 class _Transient(Exception):
     pass
-
-
-def _redact(text: str, key: str) -> str:
-    return text.replace(key, "REDACTED") if key else text
 
 
 def view_params(rnd: ChallengeRound, heading: float, size: int, fov: int) -> dict[str, str]:
@@ -72,7 +68,7 @@ def fetch_view(session: requests.Session, base_url: str, params: dict[str, str],
         if resp.status_code == 429 or resp.status_code >= 500:
             raise _Transient(f"HTTP {resp.status_code}")
         if resp.status_code != 200:
-            raise StreetViewError(f"HTTP {resp.status_code}: {_redact(resp.text[:200], key).strip()}")
+            raise StreetViewError(f"HTTP {resp.status_code}: {redact(resp.text[:200], [key]).strip()}")
         if not resp.headers.get("Content-Type", "").startswith("image/"):
             raise StreetViewError(f"expected an image, got {resp.headers.get('Content-Type')!r}")
         return resp.content
@@ -92,7 +88,7 @@ def fetch_view(session: requests.Session, base_url: str, params: dict[str, str],
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def stitch(images: list[bytes], size: int) -> "Image.Image":  # noqa: F821 - Pillow imported lazily
+def stitch(images: list[bytes], size: int):
     """Views side by side, left to right in heading order, each resized to size×size."""
     from PIL import Image
 
@@ -117,6 +113,21 @@ class StreetViewStage(Stage):
     def input_files(self, ctx: VideoContext) -> list[Path]:
         return [ctx.path(layout.CHALLENGE_JSON)]
 
+    def missing_outputs(self, ctx: VideoContext, outputs: dict) -> list[str]:
+        # rounds whose views could not be fetched (a timeout, a quota) are tried again on the next run
+        failed = int((outputs or {}).get("failed_rounds") or 0)
+        return super().missing_outputs(ctx, outputs) + ([f"{failed} round(s) without panorama"] if failed else [])
+
+    @staticmethod
+    def _fetched_before(ctx: VideoContext, settings: str) -> dict[int, dict]:
+        """Panoramas of an earlier run with the same view settings whose file is still there."""
+        try:
+            entries = read_json(ctx.path(layout.STREETVIEW_INDEX)) or []
+        except (OSError, ValueError):
+            return {}
+        return {int(e["round"]): e for e in entries if isinstance(e, dict) and e.get("path")
+                and e.get("settings") == settings and ctx.path(e["path"]).is_file()}
+
     def run(self, ctx: VideoContext) -> StageOutcome:
         cfg = ctx.config.streetview
         if cfg.api_key is None or not cfg.api_key.get_secret_value():
@@ -127,10 +138,16 @@ class StreetViewStage(Stage):
             return StageOutcome.failed(self.name, f"{ctx.video.id}: {layout.CHALLENGE_JSON} missing", "MissingInput")
         challenge = from_dict(Challenge, read_json(challenge_path))
         size = min(int(cfg.size), 640)  # the Static API's maximum side
+        settings = fingerprint(self.config_slice(ctx))
+        kept = self._fetched_before(ctx, settings)
         index: list[dict] = []
         errors: list[str] = []
         with requests.Session() as session:
             for rnd in challenge.rounds:
+                previous = kept.get(rnd.round)
+                if previous is not None and (previous.get("lat"), previous.get("lng")) == (rnd.lat, rnd.lng):
+                    index.append(previous)  # a rerun for the rounds that failed keeps the panoramas it has
+                    continue
                 try:
                     views = [fetch_view(session, cfg.base_url, view_params(rnd, h, size, cfg.fov), key)
                              for h in cfg.headings]
@@ -139,9 +156,9 @@ class StreetViewStage(Stage):
                         stitch(views, size).save(tmp, "JPEG", quality=90)
                     index.append({"round": rnd.round, "path": rel, "headings": list(cfg.headings),
                                   "pano_id": rnd.pano_id, "lat": rnd.lat, "lng": rnd.lng,
-                                  "width": size * len(views), "height": size})
+                                  "width": size * len(views), "height": size, "settings": settings})
                 except Exception as exc:
-                    message = _redact(f"round {rnd.round}: {exc}", key)
+                    message = redact(f"round {rnd.round}: {exc}", [key])
                     log.warning("%s: %s", ctx.video.id, message)
                     errors.append(message)
                     index.append({"round": rnd.round, "path": None, "error": message})
@@ -150,7 +167,7 @@ class StreetViewStage(Stage):
         if not done and errors:
             return StageOutcome.failed(self.name, f"{ctx.video.id}: no Street View panorama: " + "; ".join(errors),
                                        "StreetViewError")
-        outcome = StageOutcome.done(index=layout.STREETVIEW_INDEX, panoramas=len(done))
+        outcome = StageOutcome.done(index=layout.STREETVIEW_INDEX, panoramas=len(done), failed_rounds=len(errors))
         if errors:
             outcome.note = f"{len(errors)} round(s) without panorama: " + "; ".join(errors)
         return outcome

@@ -65,7 +65,11 @@ def run_collect(out: Path, cfg: CollectConfig, *, sources: list[str], demo: bool
         store = stack.enter_context(RunStore(out))
         refresh = "discover" in force
         if demo:
-            cfg, sources = _start_demo(out, cfg, stack, console)
+            try:
+                cfg, sources = _start_demo(out, cfg, stack, console)
+            except DemoMismatch as exc:
+                console.print(f"[red]{exc}[/red]")
+                return EXIT_USAGE
             # video URLs name the demo server's port: refresh the listing when it moved
             refresh = refresh or any(not v.url.startswith(cfg.challenge.api_base) for v in store.videos())
         atomic_write_json(out / "config.json", cfg.masked())
@@ -88,6 +92,10 @@ def run_collect(out: Path, cfg: CollectConfig, *, sources: list[str], demo: bool
     return EXIT_ITEM_FAILURES if failures else EXIT_OK
 
 
+class DemoMismatch(ValueError):
+    """The output folder's demo corpus was generated with other demo settings."""
+
+
 DEMO_PORT = 47617  # preferred, so a rerun finds its videos at the same URLs
 
 
@@ -95,7 +103,15 @@ def _start_demo(out: Path, cfg: CollectConfig, stack: ExitStack, console: Consol
     from collect.demo.server import DemoServer
 
     corpus = out / "demo-corpus"
-    if not (corpus / "truth.json").exists():
+    if (corpus / "truth.json").exists():
+        made = (read_json(corpus / "truth.json") or {}).get("generator") or {}
+        wanted = {"n_videos": cfg.demo.videos, "rounds_per_video": cfg.demo.rounds, "seed": cfg.demo.seed}
+        if any(made.get(k) != v for k, v in wanted.items()):
+            had = ", ".join(f"{k}={made.get(k)}" for k in wanted)
+            raise DemoMismatch(f"{corpus} was generated with {had}; this run asks for "
+                               f"{', '.join(f'{k}={v}' for k, v in wanted.items())}. Use another --out "
+                               "(or delete the folder) for a different demo.")
+    else:
         from collect.demo.generate import generate_corpus
 
         with console.status("generating the demo corpus"):

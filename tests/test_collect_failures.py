@@ -250,3 +250,13 @@ def test_an_edited_list_of_urls_is_discovered_again(tmp_path):
         run_collect(out, cfg, sources=[str(urls)], only="discover", console=quiet)
         with RunStore(out) as store:
             assert len(store.videos()) == 2  # the added URL was listed, not a cached answer reused
+
+
+def test_other_demo_settings_on_an_existing_demo_folder_are_refused(tmp_path):
+    out = tmp_path / "out"
+    base = ["run", "--demo", "--out", str(out), "--set", "demo.videos=1", "--set", "demo.rounds=2"]
+    assert _cli([*base, "--only", "discover"]).returncode == 0
+    proc = _cli([*base, "--set", "demo.seed=7", "--only", "discover"])
+    said = " ".join(proc.stderr.split())
+    assert proc.returncode == 2 and "was generated with n_videos=1, rounds_per_video=2, seed=0" in said
+    assert "Traceback" not in proc.stderr

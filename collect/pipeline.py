@@ -101,10 +101,10 @@ class VideoWorker:
 
 
 def _remove_partial_files(folder: Path) -> None:
-    """Temp files of an attempt killed mid-write (ours: `.name.*.part.ext`; yt-dlp: `*.part`)."""
-    for path in folder.rglob("*"):
-        if path.is_file() and (".part" in path.name and (path.name.startswith(".") or path.suffix == ".part")
-                               or path.name.endswith(".ytdl")):
+    """Our temp files of an attempt killed mid-write (`.name.*.part.ext`: never published, so never
+    reused). yt-dlp's own `*.part` / `*.ytdl` stay: it resumes them (`continuedl`)."""
+    for path in folder.rglob(".*"):
+        if path.is_file() and ".part" in path.name:
             path.unlink(missing_ok=True)
 
 

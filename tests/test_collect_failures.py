@@ -260,3 +260,21 @@ def test_other_demo_settings_on_an_existing_demo_folder_are_refused(tmp_path):
     said = " ".join(proc.stderr.split())
     assert proc.returncode == 2 and "was generated with n_videos=1, rounds_per_video=2, seed=0" in said
     assert "Traceback" not in proc.stderr
+
+
+def test_a_download_cut_off_by_a_kill_resumes_from_its_part_file(tmp_path):
+    corpus = tmp_path / "corpus"
+    truth = generate_corpus(corpus, n_videos=1, seed=2, **TINY)
+    video_id = truth["videos"][0]["id"]
+    whole = (corpus / "media" / f"{video_id}.mp4").read_bytes()
+    out = tmp_path / "out"
+    media = out / "videos" / video_id / "media"
+    media.mkdir(parents=True)
+    (media / "video.mp4.part").write_bytes(whole[: len(whole) // 2])  # what a killed yt-dlp leaves behind
+    with DemoServer(corpus) as server:
+        cfg = load_config()
+        cfg = cfg.model_copy(update={"challenge": cfg.challenge.model_copy(update={"api_base": server.url})})
+        run_collect(out, cfg, sources=[server.feed_url], console=Console(file=open(os.devnull, "w")))
+        ranges = [rng for name, rng in server.media_ranges if name.endswith(".mp4")]
+    assert (media / "video.mp4").read_bytes() == whole and not (media / "video.mp4.part").exists()
+    assert f"bytes={len(whole) // 2}-" in ranges  # only the missing half was fetched

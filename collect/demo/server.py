@@ -143,6 +143,7 @@ class DemoServer:
         self._lock = threading.Lock()
         self._fault_hits: dict[tuple[str, str], int] = {}
         self.request_log: list[str] = []
+        self.media_ranges: list[tuple[str, str | None]] = []  # (file, Range header) per media request
         self._httpd: _QuietServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -289,6 +290,8 @@ class _Handler(BaseHTTPRequestHandler):
         ctype = _CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
         start, end, status = 0, size - 1, 200
         rng = self.headers.get("Range")
+        with self.server_state._lock:
+            self.server_state.media_ranges.append((path.name, rng))
         if rng:
             m = re.fullmatch(r"bytes=(\d*)-(\d*)", rng.strip())
             if not m or (not m.group(1) and not m.group(2)):

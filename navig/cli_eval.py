@@ -100,6 +100,9 @@ def eval_command(
     console = Console()
     options = make_locate_options(model, adapter, backend=backend, base_url=base_url, guidebook=guidebook,
                                   geocoder=geocoder, batch_size=batch_size, extra=_parse_options(option))
+    from navig.pipeline import SharedModels
+
+    models_cache = SharedModels()  # the model loads once for every benchmark and ablation
     runs = []
     for spec in benchmark:
         try:
@@ -110,7 +113,7 @@ def eval_command(
             console.print(f"[yellow]{bench.name}: {len(bench.problems)} unusable row(s), first: {bench.problems[0]}")
         for abl in ablation:
             runs.append(run_eval(bench, options, out / benchmark_name(spec) / abl, ablation=abl, policy=policy,
-                                 retry_failed=retry_failed))
+                                 retry_failed=retry_failed, locate=models_cache.locate))
         if rouge and parse_spec(spec)[0] == "naviclues":
             from navig.eval.rouge import evaluate_reasoning
 

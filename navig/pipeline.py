@@ -25,6 +25,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -420,6 +421,69 @@ def collect_images(inputs: list[Path | str]) -> list[tuple[str, Path]]:
             seen.add(unique)
             items.append((unique, p))
     return items
+
+
+class SharedModels:
+    """Backends and tools kept across runs of one process (eval/reproduce: benchmarks × ablations),
+    so a 7B model or a detector is loaded once per model, not once per run. One VLM is held at a
+    time: moving on to another model releases the previous one first."""
+
+    def __init__(self) -> None:
+        self._vlm: tuple[tuple, VLM] | None = None
+        self._tools: dict[tuple, Any] = {}
+        self.loads = 0  # VLM loads, for the curious and the tests
+
+    def vlm(self, o: LocateOptions) -> VLM:
+        key = (o.backend, o.model, o.adapter, o.base_url, o.api_key_env, o.device, o.dtype, o.vlm_max_batch,
+               o.concurrency)
+        if self._vlm is None or self._vlm[0] != key:
+            self._vlm = None  # release the previous model before loading the next
+            _free_accelerator_memory()
+            self._vlm = (key, load_vlm(o.backend, o.model, adapter=o.adapter, base_url=o.base_url,
+                                       api_key_env=o.api_key_env, device=o.device, dtype=o.dtype,
+                                       max_batch=o.vlm_max_batch, concurrency=o.concurrency))
+            self.loads += 1
+        return self._vlm[1]
+
+    def _tool(self, key: tuple, make):
+        if key not in self._tools:
+            self._tools[key] = make()
+        return self._tools[key]
+
+    def pipeline(self, o: LocateOptions) -> "NavigPipeline":
+        detector = guidebook = None
+        if o.use_searcher and o.detector:
+            detector = self._tool(("detector", o.detector, o.detector_prompts, o.box_threshold, o.text_threshold,
+                                   o.device), lambda: ZeroShotDetector(
+                o.detector, prompts=o.detector_prompts, box_threshold=o.box_threshold,
+                text_threshold=o.text_threshold, device=o.device))
+        if o.use_searcher and o.guidebook:
+            from navig.searcher.guidebook import Guidebook
+
+            guidebook = self._tool(("guidebook", str(o.guidebook), o.device), lambda: Guidebook(o.guidebook,
+                                                                                                  device=o.device))
+        from navig.searcher.geocoder import make_geocoder
+
+        geocoder = self._tool(("geocoder", o.geocoder, o.geocoder_url), lambda: make_geocoder(o.geocoder,
+                                                                                               url=o.geocoder_url))
+        return NavigPipeline(o, vlm=self.vlm(o), detector=detector, guidebook=guidebook, geocoder=geocoder)
+
+    def locate(self, items: list[tuple[str, Path]], out: Path, options: LocateOptions, **kwargs) -> dict:
+        """`locate_to_jsonl` with this cache's models (the `locate` hook of `navig.eval.runner.run_eval`)."""
+        return locate_to_jsonl(items, out, options, pipeline=self.pipeline(options), **kwargs)
+
+
+def _free_accelerator_memory() -> None:
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
 
 
 def locate_to_jsonl(items: list[tuple[str, Path]], out: Path, options: LocateOptions,

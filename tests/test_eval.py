@@ -271,3 +271,28 @@ def test_navig_eval_with_tiny_models_writes_everything_and_resumes(bench_dir, tm
     again = CliRunner().invoke(_cli_app(), args)
     assert again.exit_code == 0, again.output
     assert json.loads((run / "metrics.json").read_text())["located_now"] == 0
+
+
+def test_benchmarks_and_ablations_share_one_model_load(bench_dir, tmp_path, monkeypatch):
+    """eval/reproduce hand `SharedModels.locate` to every run: one VLM load per model, one detector."""
+    from navig.eval.benchmarks import load_benchmark
+    from navig.eval.runner import run_eval
+    from navig.pipeline import SharedModels, locate_options
+    from navig_fixtures import navig_cache_dir, tiny_models
+
+    monkeypatch.setenv("NAVIG_CACHE", str(navig_cache_dir()))
+    models = tiny_models()
+    bench = load_benchmark(f"gws5k:{bench_dir}", tmp_path / "cache").limit(2)
+    options = locate_options(model=str(models["vlm"]), detector=str(models["detector"]), box_threshold=0.05,
+                             text_threshold=0.05, max_new_tokens=4, crop_max_new_tokens=4, guess_max_new_tokens=8)
+    cache = SharedModels()
+    for ablation in ("full", "no_searcher", "no_reasoner"):
+        metrics = run_eval(bench, options, tmp_path / "out" / ablation, ablation=ablation, locate=cache.locate)
+        assert metrics["located_now"] == 2
+    assert cache.loads == 1
+    detectors = [k for k in cache._tools if k[0] == "detector"]
+    assert len(detectors) == 1
+    # another model: the first is released before the second loads
+    first = cache.vlm(options)
+    other = locate_options(model=str(models["vlm"]), adapter=None, dtype="float32", detector=None)
+    assert cache.vlm(other) is not first and cache.loads == 2

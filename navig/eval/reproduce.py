@@ -260,13 +260,16 @@ def reproduce(
         placeholders = [spec.name for spec in models if spec.placeholder]
         if placeholders:
             raise ValueError(f"model(s) {placeholders} are dry-run placeholders: give the real model to run")
+        from navig.pipeline import SharedModels
+
+        models_cache = SharedModels()  # one load per model across its benchmarks and ablations
         loaded: dict[str, Any] = {}
         for run in plan.runs:
             if run.benchmark not in loaded:
                 loaded[run.benchmark] = load_benchmark(run.benchmark, cache_dir or out / "_images").limit(limit)
             echo(f"running {run.model.name} / {run.benchmark_name} / {ABLATION_LABELS[run.ablation]}")
             metrics = run_eval(loaded[run.benchmark], make_options(run.model), run.run_dir, ablation=run.ablation,
-                               retry_failed=retry_failed)
+                               retry_failed=retry_failed, locate=models_cache.locate)
             ours[(run.model.name, run.benchmark_name, run.ablation)] = metrics
         if naviclues:
             for spec in models:

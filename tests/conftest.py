@@ -25,3 +25,19 @@ def shared_dir() -> Path:
 def collect_cmd() -> list[str]:
     """The real console entry point, run in a subprocess with this interpreter."""
     return [sys.executable, "-m", "collect.cli"]
+
+
+def card_drop_table(card: str) -> dict[str, int]:
+    """{reason: rounds} from the card's drops table ({} when it says "No drops.")."""
+    section = card.split("## Filters and drops", 1)[1].split("\n## ", 1)[0]
+    lines = section.splitlines()
+    if "No drops." in section:
+        return {}
+    start = lines.index("| reason | rounds | example |")
+    table = {}
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        table[cells[0]] = int(cells[1])
+    return table

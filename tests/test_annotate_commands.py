@@ -15,7 +15,7 @@ import yaml
 from PIL import Image
 
 from annotate.card import drop_reason_key
-from conftest import collect_cmd
+from conftest import card_drop_table, collect_cmd
 
 # a small demo (2 videos x 2 rounds = 2 challenges) whose rounds all pass the filters below
 DEMO = ["--set", "demo.videos=2", "--set", "demo.rounds=2"]
@@ -44,22 +44,6 @@ def card_total_rows(card: str) -> int:
     match = re.search(r"^Total: (\d+) rows", card, re.M)
     assert match, "no 'Total: N rows' line"
     return int(match.group(1))
-
-
-def card_drop_table(card: str) -> dict[str, int]:
-    """{reason: rounds} from the card's drops table ({} when it says "No drops.")."""
-    section = card.split("## Filters and drops", 1)[1].split("\n## ", 1)[0]
-    lines = section.splitlines()
-    if "No drops." in section:
-        return {}
-    start = lines.index("| reason | rounds | example |")
-    table = {}
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        cells = [c.strip() for c in line.strip("|").split(" | ")]
-        table[cells[0]] = int(cells[1])
-    return table
 
 
 def card_dropped_total(card: str) -> int:

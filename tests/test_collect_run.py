@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from collect.fsutil import read_json
-from conftest import collect_cmd
+from conftest import card_drop_table, collect_cmd
 
 SMALL = ["--set", "demo.videos=1", "--set", "demo.rounds=2"]
 
@@ -273,14 +273,6 @@ def test_demo_card_has_real_statistics_and_plots(demo_run):
     section = card.split("## Filters and drops", 1)[1].split("\n## ", 1)[0]
     assert re.search(r"^\| min_points \| 3400 \|", section, re.M)
     assert f"{len(drops)} rounds were dropped" in section
-    lines = section.splitlines()
-    start = lines.index("| reason | rounds | example |")
-    table = {}
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        cells = [c.strip() for c in line.strip("|").split(" | ")]
-        table[cells[0]] = int(cells[1])
-    assert table == dict(Counter(drop_reason_key(r) for d in drops for r in d["reasons"]))
+    assert card_drop_table(card) == dict(Counter(drop_reason_key(r) for d in drops for r in d["reasons"]))
     stats = read_json(out / "dataset" / "stats.json")
     assert stats["rows"] == len(rows) and stats["drops"]["total"] == len(drops)

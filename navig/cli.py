@@ -82,7 +82,10 @@ def guidebook_build(
     """Embed a guidebook (CLIP images + texts, optional text encoder) into FAISS indexes."""
     from navig.searcher.guidebook import build_guidebook
 
-    summary = build_guidebook(src, out, clip_model=clip_model, text_encoder=text_encoder, device=device)
+    try:
+        summary = build_guidebook(src, out, clip_model=clip_model, text_encoder=text_encoder, device=device)
+    except (FileNotFoundError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from None
     typer.echo(json.dumps(summary, ensure_ascii=False))
 
 
@@ -98,7 +101,10 @@ def guidebook_query(
 
     from navig.searcher.guidebook import Guidebook
 
-    book = Guidebook(folder, device=device)
+    try:
+        book = Guidebook(folder, device=device)
+    except FileNotFoundError as exc:
+        raise typer.BadParameter(str(exc)) from None
     for query, hits in zip(queries, book.search_texts(queries, k=k)):
         typer.echo(json.dumps({"query": query, "hits": [asdict(h) for h in hits]}, ensure_ascii=False))
 
@@ -116,7 +122,10 @@ def geocode(
 
     from navig.searcher.geocoder import make_geocoder
 
-    coder = make_geocoder(geocoder, url=geocoder_url)
+    try:
+        coder = make_geocoder(geocoder, url=geocoder_url)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     for query in queries:
         hits = coder.search(query, country=country, limit=limit)
         typer.echo(json.dumps({"query": query, "hits": [asdict(h) for h in hits]}, ensure_ascii=False))

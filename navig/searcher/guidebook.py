@@ -131,7 +131,9 @@ def build_guidebook(src: Path | str, out: Path | str, *, clip_model: str = DEFAU
     out = Path(out)
     report = read_source(src)
     if not report.entries:
-        raise ValueError(f"guidebook source {src} has no usable clues ({len(report.errors)} errors)")
+        shown = "; ".join(report.errors[:3]) + (" …" if len(report.errors) > 3 else "")
+        raise ValueError(f"guidebook source {src} has no usable clues"
+                         + (f" ({len(report.errors)} bad line(s): {shown})" if report.errors else " (it is empty)"))
     clip = clip or ClipEmbedder(clip_model, device=device)
     with_image = [i for i, e in enumerate(report.entries) if e.image]
     images, image_ids = [], []

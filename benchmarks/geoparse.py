@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
     kept = []  # correctness of rounds the paper's score filter keeps
     confident = []  # correctness of predictions with confidence ≥ CONFIDENT
     named = 0  # rounds whose true country is named at all (by name, demonym, language, city or region)
+    when_named = []  # correctness on those rounds: how well the parser picks among what was said
     t1 = time.perf_counter()
     for i, row in enumerate(rows):
         if (args.half == "even" and i % 2) or (args.half == "odd" and not i % 2):
@@ -78,7 +79,10 @@ def main(argv: list[str] | None = None) -> dict:
             correct += ok
             if isinstance(row.get("points"), (int, float)) and row["points"] >= KEPT_POINTS:
                 kept.append(ok)
-            named += any(code == truth for code, _ in result.ranked)
+            was_named = any(code == truth for code, _ in result.ranked)
+            named += was_named
+            if was_named:
+                when_named.append(ok)
             if result.confidence >= CONFIDENT:
                 confident.append(ok)
         if args.show_errors and truth is not None and not ok:
@@ -93,13 +97,15 @@ def main(argv: list[str] | None = None) -> dict:
     accuracy = correct / scored if scored else 0.0
     print(f"rounds file: {args.rounds} ({args.half})")
     print(f"country accuracy: {accuracy:.3f} ({correct}/{scored}); unscored (no truth country): {len(skipped)}")
-    print(f"true country named at all (the ceiling of a text parser): {named}/{scored}")
+    print(f"true country named at all (the ceiling of a text parser): {named}/{scored}; "
+          f"accuracy on those: {_share(when_named)}")
     print(f"rounds with points >= {KEPT_POINTS} (kept by the paper's filter): {_share(kept)} of {len(kept)}")
     print(f"confidence >= {CONFIDENT}: accuracy {_share(confident)} on {len(confident)} rows")
     print(f"load {load_s:.2f}s, predict {predict_s:.2f}s")
     summary = {"country_accuracy": round(accuracy, 4), "rows": scored, "correct": correct, "skipped": len(skipped),
                "half": args.half, "load_s": round(load_s, 2), "predict_s": round(predict_s, 2),
                "truth_named": round(named / scored, 4) if scored else 0.0,
+               "accuracy_when_named": _share(when_named),
                "kept_rows": len(kept), "kept_accuracy": _share(kept),
                "confident_coverage": round(len(confident) / scored, 4) if scored else 0.0,
                "confident_accuracy": _share(confident)}

@@ -180,3 +180,29 @@ def test_dev_rounds_accuracy_floor(tmp_path):
     assert summary["country_accuracy"] >= 0.81  # last-country-mentioned baseline: 0.577; this parser: 0.825
     preds = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(preds) == 144 and {"id", "truth", "pred", "evidence"} <= set(preds[0])
+
+
+def test_geoparse_benchmark_figures_on_a_small_file(tmp_path):
+    """The benchmark as a command, offline: accuracy, the named-at-all ceiling and the diagnostics."""
+    talk = "we have some poles and a road with lines and the trees are green and the sun is over there " * 2
+    rows = [
+        {"id": "a/1", "round": 1, "country": "Argentina", "points": 4800,
+         "transcript": talk + "these bollards say argentina so i'll guess argentina let's see oh it was argentina"},
+        {"id": "b/1", "round": 1, "country": "Chile", "points": 1200,
+         "transcript": talk + "i think this is peru so i'll guess peru let's see oh no"},  # Chile never said
+        {"id": "c/2", "round": 2, "country": "Japan", "points": 3900,
+         "transcript": talk + "maybe japan but i'll go with south korea let's see"},  # named, not chosen
+        {"id": "d/1", "round": 1, "country": "N/A", "transcript": talk},  # no truth country: not scored
+    ]
+    src = tmp_path / "rounds.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "geoparse.py"), "--rounds", str(src),
+                           "--out", str(tmp_path / "p.jsonl")], capture_output=True, text=True, timeout=120, check=True)
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (summary["rows"], summary["correct"], summary["skipped"]) == (3, 1, 1)
+    assert summary["country_accuracy"] == pytest.approx(1 / 3, abs=1e-4)
+    assert summary["truth_named"] == pytest.approx(2 / 3, abs=1e-4)  # Argentina and Japan were said
+    assert summary["accuracy_when_named"] == 0.5
+    assert (summary["kept_rows"], summary["kept_accuracy"]) == (2, 0.5)  # points ≥ 3400: a/1 and c/2
+    preds = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert [p["pred"] for p in preds[:3]] == ["AR", "PE", "KR"] and preds[3]["correct"] is None

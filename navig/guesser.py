@@ -194,7 +194,8 @@ def parse_answer(text: str) -> ParsedAnswer:
             if any(blob.strip() in block for block in fenced):
                 return parsed  # the fenced answer (fences come first)
             answer = parsed  # keep the last one
-        best = best or parsed
+        if best is None or parsed.country or parsed.city:
+            best = parsed  # later objects that name a place win over an echoed template
     if answer is not None:
         return answer
     pairs = {}
@@ -251,7 +252,10 @@ def resolve_prediction(parsed: ParsedAnswer, geocoder=None) -> Resolution:
 def _names_the_city(hit, city: str) -> bool:
     from annotate.gazetteer import normalize
 
-    return hit.score >= EXACT_MATCH_SCORE or normalize(hit.name) == normalize(city)
+    names = {normalize(hit.name)}
+    if getattr(hit, "display_name", None):
+        names.add(normalize(hit.display_name.split(",")[0]))
+    return hit.score >= EXACT_MATCH_SCORE or normalize(city) in names
 
 
 def format_map_results(hits_by_query: dict[str, list]) -> str:

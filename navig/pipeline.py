@@ -84,6 +84,10 @@ class LocateOptions:
 
     def __post_init__(self) -> None:
         """Refuse a bad setting here, before a model or a detector is loaded (seconds to minutes)."""
+        # lists from YAML (`--option detector_prompts=[a, b]`) become tuples: options are cache keys
+        self.detector_prompts = tuple(self.detector_prompts)
+        if self.ocr_labels is not None:
+            self.ocr_labels = tuple(self.ocr_labels)
         choices = {"backend": ("transformers", "openai"), "geocoder": ("offline", "nominatim"),
                    "ocr": ("vlm", "rapidocr")}
         for name, allowed in choices.items():
@@ -158,6 +162,7 @@ class NavigPipeline:
         elif o.ocr != "vlm":
             raise ValueError(f"unknown OCR engine {o.ocr!r} (expected 'vlm' or 'rapidocr')")
         self.commenter = CropCommenter(o.crop_max_new_tokens)
+        self._usage_start = self._usage_totals()
 
     # ---- stages -------------------------------------------------------------------------
     def _stage(self, items: list[_Item], name: str, fn) -> None:
@@ -330,10 +335,18 @@ class NavigPipeline:
                             prediction=resolution.prediction, failure=resolution.failure,
                             failure_kind="unparseable" if resolution.failure else None)
 
-    def tool_usage(self) -> dict:
+    def _usage_totals(self) -> dict:
         return {"vlm": self.vlm.stats.snapshot(),
                 "detector_passes": getattr(self.detector, "forward_passes", 0),
                 "geocoder_lookups": getattr(self.geocoder, "lookups", getattr(self.geocoder, "requests", 0))}
+
+    def tool_usage(self) -> dict:
+        """What this pipeline used (backends shared with earlier runs count on; their start is subtracted)."""
+        now, start = self._usage_totals(), self._usage_start
+        return {"vlm": {k: v - start["vlm"].get(k, 0) if isinstance(v, (int, float)) else v
+                        for k, v in now["vlm"].items()},
+                "detector_passes": now["detector_passes"] - start["detector_passes"],
+                "geocoder_lookups": now["geocoder_lookups"] - start["geocoder_lookups"]}
 
 
 # ---- JSONL driver -----------------------------------------------------------------------

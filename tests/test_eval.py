@@ -286,13 +286,21 @@ def test_benchmarks_and_ablations_share_one_model_load(bench_dir, tmp_path, monk
     options = locate_options(model=str(models["vlm"]), detector=str(models["detector"]), box_threshold=0.05,
                              text_threshold=0.05, max_new_tokens=4, crop_max_new_tokens=4, guess_max_new_tokens=8)
     cache = SharedModels()
+    usage = {}
     for ablation in ("full", "no_searcher", "no_reasoner"):
         metrics = run_eval(bench, options, tmp_path / "out" / ablation, ablation=ablation, locate=cache.locate)
         assert metrics["located_now"] == 2
+        usage[ablation] = metrics["locate_summary"]["tool_usage"]
     assert cache.loads == 1
+    # each run reports its own use of the shared backends, not a running total
+    assert usage["full"]["detector_passes"] > 0 and usage["no_searcher"]["detector_passes"] == 0
+    assert usage["no_searcher"]["vlm"]["requests"] <= usage["full"]["vlm"]["requests"]  # a total would exceed it
+    assert usage["no_reasoner"]["vlm"]["requests"] < usage["full"]["vlm"]["requests"]
     detectors = [k for k in cache._tools if k[0] == "detector"]
     assert len(detectors) == 1
     # another model: the first is released before the second loads
     first = cache.vlm(options)
-    other = locate_options(model=str(models["vlm"]), adapter=None, dtype="float32", detector=None)
+    other = locate_options(model=str(models["vlm"]), adapter=None, dtype="float32", detector=None,
+                           detector_prompts=["road sign", "house"])  # a YAML list from --option
+    assert other.detector_prompts == ("road sign", "house") and hash(other.detector_prompts)
     assert cache.vlm(other) is not first and cache.loads == 2

@@ -159,6 +159,16 @@ def test_truth_names_reverse_geocoded(tmp_path):
     assert m["city_acc"] == pytest.approx(1.0)
 
 
+def test_non_finite_predictions_are_failures_not_a_crash(tmp_path):
+    truth = _write_jsonl(tmp_path / "t.jsonl", [{"id": "a", "lat": 35.6895, "lng": 139.6917},
+                                                {"id": "b", "lat": 48.8566, "lng": 2.3522}])
+    preds = tmp_path / "p.jsonl"  # Python's json writes NaN/Infinity, and so may a sloppy tool
+    preds.write_text('{"id": "a", "prediction": {"latitude": NaN, "longitude": 139.0}, "failure": null}\n'
+                     '{"id": "b", "prediction": {"latitude": 48.85, "longitude": Infinity}, "failure": null}\n')
+    m = score_files(preds, truth)
+    assert m["n_failed"] == 2 and m["failure_rate"] == 1.0 and m["acc_2500km"] == 0.0
+
+
 def _cli_app():
     from navig.cli import app
 

@@ -59,6 +59,7 @@ def test_nominatim_local_server_rate_limit_and_cache(tmp_path):
         req = server.requests[1]
         assert req["path"] == "/search" and req["query"]["q"] == "Key West"
         assert req["query"]["countrycodes"] == "us" and req["query"]["limit"] == "3"
+        assert req["query"]["accept-language"] == "en"  # names comparable with what a model writes
         assert "naviclues" in req["headers"]["user-agent"]
         # answered from the disk cache: no new request, even from a fresh client
         again = make_geocoder("nominatim", url=server.url, cache_path=tmp_path / "nominatim.sqlite")

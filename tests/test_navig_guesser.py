@@ -137,6 +137,9 @@ def test_the_answer_object_wins_over_a_restated_format():
     assert (later.latitude, later.longitude) == (41.9, 12.5)
     fenced = parse_answer('```json\n{"latitude": 1.5, "longitude": 2.5}\n``` then notes {"latitude": 9, "longitude": 9}')
     assert (fenced.latitude, fenced.longitude) == (1.5, 2.5)
+    echoed = parse_answer('Answer as {"country": "<country>", "city": "<city>", "latitude": 0, "longitude": 0}: '
+                          '{"country": "Peru", "city": "Lima"}')
+    assert (echoed.country, echoed.city, echoed.has_coordinates) == ("Peru", "Lima", False)
     origin = parse_answer('{"country": "Chile", "latitude": 0, "longitude": 0}')
     assert not origin.has_coordinates and "(0, 0)" in origin.error
     resolved = resolve_prediction(origin)

@@ -236,6 +236,8 @@ def _prediction_fields(record: dict | None) -> tuple[float, float, str | None, s
         lng = float(pred.get("longitude"))
     except (TypeError, ValueError):
         return math.nan, math.nan, pred.get("country"), pred.get("city"), True
+    if not (math.isfinite(lat) and math.isfinite(lng) and abs(lat) <= 90 and abs(lng) <= 180):
+        return math.nan, math.nan, pred.get("country"), pred.get("city"), True  # NaN/∞/out of range: a failure
     return lat, lng, pred.get("country"), pred.get("city"), False
 
 

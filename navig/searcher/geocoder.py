@@ -209,7 +209,8 @@ class NominatimGeocoder:
             raws = None
         if raws is None:
             self.requests += 1
-            found = self._geocode(query, exactly_one=False, limit=limit, addressdetails=True,
+            # English names, so a hit can be compared with the name a model wrote ("Munich", not "München")
+            found = self._geocode(query, exactly_one=False, limit=limit, addressdetails=True, language="en",
                                   country_codes=code.lower() if code else None)
             raws = [loc.raw for loc in (found or [])]
             with self._lock:

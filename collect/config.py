@@ -285,7 +285,12 @@ def override_value(keys: list[str], raw: str) -> Any:
     if kind == "text":
         return None if optional and raw.strip() in _NONE_WORDS else raw
     if kind == "free" and is_raw_option_key(keys[-1]):
-        return raw
+        # a credential scalar is its text ("0123", "on"); a list stays a list (cookiesfrombrowser=[firefox])
+        try:
+            parsed = _load_yaml(raw)
+        except yaml.YAMLError:
+            return raw
+        return parsed if isinstance(parsed, (list, dict)) else raw
     return _load_yaml(raw) if raw.strip() else None
 
 

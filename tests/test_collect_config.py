@@ -81,6 +81,9 @@ def test_set_keeps_the_text_of_credentials_and_string_settings():
                                  "run.ray_address=10:30"], env={})
     assert cfg.download.ytdlp_options == {"videopassword": "0123", "username": "on", "password": "true",
                                           "cookiefile": "007.txt"}
+    # a credential option that is a list stays one (yt-dlp wants a sequence for cookiesfrombrowser)
+    browsers = load_config(overrides=["download.ytdlp_options.cookiesfrombrowser=[firefox]"], env={})
+    assert browsers.download.ytdlp_options == {"cookiesfrombrowser": ["firefox"]}
     assert cfg.discover.date_after == "20240101" and cfg.discover.date_before == "20241231"
     assert cfg.challenge.ncfa_cookie.get_secret_value() == "0123"
     assert cfg.transcript.device == "0" and cfg.transcript.whisper_model == "1"

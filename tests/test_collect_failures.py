@@ -140,6 +140,16 @@ def test_deleted_or_damaged_artifacts_are_rebuilt_not_reported_cached(tmp_path):
     with RunStore(out) as store:
         assert {r.stage: r.status for r in store.rows()}["download"] == "done"
 
+    # a transport option (how to fetch, not what) reruns the stage but keeps the media file
+    kept = media.stat().st_mtime_ns
+    assert _cli([*small, "--set", "download.ytdlp_options.sleep_interval=0"]).returncode == 0
+    assert media.stat().st_mtime_ns == kept
+    # another max_height is another file: fetched again, and media.json records the new settings
+    before = json.loads((video / "media.json").read_text())["downloaded_with"]
+    assert _cli([*small, "--set", "download.max_height=360"]).returncode == 0
+    assert media.stat().st_mtime_ns != kept and media.read_bytes() == good
+    assert json.loads((video / "media.json").read_text())["downloaded_with"] != before
+
 
 @pytest.mark.parametrize("executor", ["ray"])
 def test_ray_executor_matches_local(tmp_path, executor):

@@ -151,7 +151,7 @@ def test_rounds_that_failed_are_fetched_on_the_next_run_and_the_others_kept(tmp_
         stage = StreetViewStage()
         first = stage(ctx)
         assert first.status == "done" and first.outputs == {"index": layout.STREETVIEW_INDEX, "panoramas": 1,
-                                                              "failed_rounds": 1}
+                                                              "failed_rounds": 1, "retryable_rounds": 1}
         assert stage.missing_outputs(ctx, first.outputs) == ["1 round(s) without panorama"]  # not trusted as cached
         round_1 = ctx.path("streetview/round_1.jpg").read_bytes()
         outage["on"] = False
@@ -164,3 +164,29 @@ def test_rounds_that_failed_are_fetched_on_the_next_run_and_the_others_kept(tmp_
     assert stage.missing_outputs(ctx, second.outputs) == []
     assert all("location=" in p for p in requests_seen[before:])  # only round 2 was fetched again
     assert ctx.path("streetview/round_1.jpg").read_bytes() == round_1
+
+
+def test_a_round_without_imagery_is_not_asked_again_and_again(tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class NoImagery(BaseHTTPRequestHandler):
+        def do_GET(self):  # the Static API's return_error_code answer where there is no Street View
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), NoImagery)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        ctx = _ctx(tmp_path, f"http://127.0.0.1:{httpd.server_address[1]}/sv", KEY)
+        outcome = StreetViewStage()(ctx)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert outcome.status == "failed" and "HTTP 404" in outcome.error.message
+    partial = {"index": layout.STREETVIEW_INDEX, "panoramas": 1, "failed_rounds": 1, "retryable_rounds": 0}
+    assert StreetViewStage().missing_outputs(ctx, partial) == []  # a permanent gap leaves the row cached

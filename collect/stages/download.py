@@ -89,6 +89,14 @@ def download_params(media_dir: Path, max_height: int) -> dict[str, Any]:
 
 
 CORRUPT_SUFFIX = ".corrupt"
+# yt-dlp options that change which file is fetched (not how: rate limits, sleeps, proxies, cookies)
+FORMAT_OPTIONS = ("format", "format_sort", "format_sort_force", "merge_output_format", "postprocessors",
+                  "audio_format", "prefer_free_formats", "allow_unplayable_formats", "extract_audio")
+
+
+def media_settings(cfg) -> str:
+    """Fingerprint of the settings that decide the media file itself."""
+    return fingerprint(cfg.max_height, {k: v for k, v in sorted(cfg.ytdlp_options.items()) if k in FORMAT_OPTIONS})
 
 
 def _drop_stale_media(ctx: VideoContext, media_dir: Path, settings: str) -> None:
@@ -99,10 +107,17 @@ def _drop_stale_media(ctx: VideoContext, media_dir: Path, settings: str) -> None
         previous = (read_json(ctx.path(layout.MEDIA_JSON)) or {}).get("downloaded_with")
     except (OSError, ValueError, AttributeError):
         previous = None
+    changed = previous is not None and previous != settings
+    if changed:
+        # media.json describes the old files and goes with them: a retry of the new download (after a
+        # kill) then finds no old settings and resumes its own .part instead of starting over
+        ctx.path(layout.MEDIA_JSON).unlink(missing_ok=True)
     for path in sorted(media_dir.glob(f"{MEDIA_STEM}.*")):
         if not path.is_file() or path.name.endswith(CORRUPT_SUFFIX):
             continue
-        stale = previous is not None and previous != settings
+        if not changed and path.name.endswith((".part", ".ytdl")):
+            continue  # yt-dlp resumes its own partial download
+        stale = changed
         if not stale and path.suffix.lower() in MEDIA_SUFFIXES:
             try:
                 probe_media(path)
@@ -144,7 +159,7 @@ class DownloadStage(Stage):
         cfg = ctx.config.download
         media_dir = ctx.path(MEDIA_DIR)
         media_dir.mkdir(parents=True, exist_ok=True)
-        settings = fingerprint(self.config_slice(ctx))
+        settings = media_settings(cfg)
         _drop_stale_media(ctx, media_dir, settings)
         client = YouTubeClient(cfg.ytdlp_options, retries=cfg.retries, backoff_s=cfg.backoff_s,
                                requests_per_s=cfg.requests_per_s)

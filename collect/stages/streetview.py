@@ -47,6 +47,10 @@ class _Transient(Exception):
     pass
 
 
+class StreetViewUnavailable(StreetViewError):
+    """The view could not be fetched for a passing reason (network, 429, 5xx) after its retries."""
+
+
 def view_params(rnd: ChallengeRound, heading: float, size: int, fov: int) -> dict[str, str]:
     params = {"size": f"{size}x{size}", "fov": str(fov), "heading": f"{heading:g}", "pitch": "0",
               "return_error_code": "true"}  # a 404 instead of a grey "no imagery" picture
@@ -81,8 +85,8 @@ def fetch_view(session: requests.Session, base_url: str, params: dict[str, str],
             with attempt:
                 return once()
     except _Transient as exc:
-        raise StreetViewError(f"Street View view at {where} heading {params['heading']}: {exc} after "
-                              f"{retries + 1} attempts") from None
+        raise StreetViewUnavailable(f"Street View view at {where} heading {params['heading']}: {exc} after "
+                                    f"{retries + 1} attempts") from None
     except StreetViewError as exc:
         raise StreetViewError(f"Street View view at {where} heading {params['heading']}: {exc}") from None
     raise AssertionError("unreachable")  # pragma: no cover
@@ -114,8 +118,9 @@ class StreetViewStage(Stage):
         return [ctx.path(layout.CHALLENGE_JSON)]
 
     def missing_outputs(self, ctx: VideoContext, outputs: dict) -> list[str]:
-        # rounds whose views could not be fetched (a timeout, a quota) are tried again on the next run
-        failed = int((outputs or {}).get("failed_rounds") or 0)
+        # rounds whose views failed for a passing reason (a timeout, a quota, a 5xx) are tried again on the
+        # next run; a permanent answer (404: no imagery there) is not asked again and again
+        failed = int((outputs or {}).get("retryable_rounds") or 0)
         return super().missing_outputs(ctx, outputs) + ([f"{failed} round(s) without panorama"] if failed else [])
 
     @staticmethod
@@ -142,6 +147,7 @@ class StreetViewStage(Stage):
         kept = self._fetched_before(ctx, settings)
         index: list[dict] = []
         errors: list[str] = []
+        retryable = 0  # rounds that failed for a passing reason: worth another run
         with requests.Session() as session:
             for rnd in challenge.rounds:
                 previous = kept.get(rnd.round)
@@ -158,6 +164,7 @@ class StreetViewStage(Stage):
                                   "pano_id": rnd.pano_id, "lat": rnd.lat, "lng": rnd.lng,
                                   "width": size * len(views), "height": size, "settings": settings})
                 except Exception as exc:
+                    retryable += isinstance(exc, StreetViewUnavailable)
                     message = redact(f"round {rnd.round}: {exc}", [key])
                     log.warning("%s: %s", ctx.video.id, message)
                     errors.append(message)
@@ -167,7 +174,8 @@ class StreetViewStage(Stage):
         if not done and errors:
             return StageOutcome.failed(self.name, f"{ctx.video.id}: no Street View panorama: " + "; ".join(errors),
                                        "StreetViewError")
-        outcome = StageOutcome.done(index=layout.STREETVIEW_INDEX, panoramas=len(done), failed_rounds=len(errors))
+        outcome = StageOutcome.done(index=layout.STREETVIEW_INDEX, panoramas=len(done), failed_rounds=len(errors),
+                                    retryable_rounds=retryable)
         if errors:
             outcome.note = f"{len(errors)} round(s) without panorama: " + "; ".join(errors)
         return outcome

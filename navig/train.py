@@ -145,7 +145,8 @@ def _image_token_id(processor) -> int | None:
     return token_id
 
 
-def check_lengths(dataset, processor, max_length: int | None) -> tuple[list[int], list[dict[str, Any]], int]:
+def check_lengths(dataset, processor, max_length: int | None,
+                  completion_only: bool = False) -> tuple[list[int], list[dict[str, Any]], int]:
     """(indices to keep, skipped records, how many keep only a truncated answer).
 
     TRL truncates the tokenized chat at `max_length`, keeping the start; an example whose last
@@ -174,6 +175,15 @@ def check_lengths(dataset, processor, max_length: int | None) -> tuple[list[int]
                 skipped.append({"index": index, "id": row_id,
                                 "reason": f"image tokens end at position {positions[-1] + 1} > max_length {max_length}",
                                 "length": int(len(ids))})
+                continue
+        if completion_only and max_length is not None and len(ids) > max_length:
+            # the loss covers the reasoning only: a prompt that fills max_length leaves nothing to train on
+            prompt = processor.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
+            n_prompt = len(processor(text=[prompt], images=images or None, return_tensors="np")["input_ids"][0])
+            if n_prompt >= max_length:
+                skipped.append({"index": index, "id": row_id, "length": int(len(ids)),
+                                "reason": f"the prompt alone is {n_prompt} tokens >= max_length {max_length}: "
+                                          "no reasoning token would be trained"})
                 continue
         if max_length is not None and len(ids) > max_length:
             truncated += 1
@@ -247,7 +257,8 @@ def train(
     skipped: list[dict[str, Any]] = []
     n_truncated = 0
     if recipe.data.check_lengths:
-        keep, skipped, n_truncated = check_lengths(train_data, processor, max_length)
+        keep, skipped, n_truncated = check_lengths(train_data, processor, max_length,
+                                                   completion_only=recipe.data.loss_on == "completion")
         if skipped:
             train_data = train_data.select(keep)
         atomic_write_text(out / "skipped_examples.jsonl",
@@ -258,6 +269,9 @@ def train(
     if len(train_data) == 0:
         raise ValueError(f"dataset {dataset}: no trainable example left (see {out / 'skipped_examples.jsonl'})")
 
+    # the loss a run was started with is part of its checkpoints: resuming under another one would mix two
+    recorded = out / "loss_on.json"
+    started_with = json.loads(recorded.read_text("utf-8")).get("loss_on") if recorded.exists() else None
     completion_only = recipe.data.loss_on == "completion"
     if completion_only:
         train_data = train_data.map(to_prompt_completion, remove_columns=["messages"])
@@ -275,6 +289,14 @@ def train(
         checkpoint = get_last_checkpoint(str(out))
         if checkpoint is None:
             log.warning("--resume: no checkpoint-N in %s; training from the start", out)
+    if checkpoint is not None and started_with not in (None, recipe.data.loss_on):
+        raise ValueError(f"{checkpoint} was trained with data.loss_on={started_with}; this recipe says "
+                         f"{recipe.data.loss_on}: resume with the same setting or train into a new --out")
+    if checkpoint is not None and started_with is None:
+        log.warning("%s predates the recorded loss setting; resuming with data.loss_on=%s", checkpoint,
+                    recipe.data.loss_on)
+    if trainer.is_world_process_zero():
+        atomic_write_json(recorded, {"loss_on": recipe.data.loss_on})
     if checkpoint is not None and _finished(Path(checkpoint), args):
         # transformers would take one more step past a finished checkpoint: load its adapter instead
         from peft import load_peft_weights, set_peft_model_state_dict

@@ -83,6 +83,17 @@ def test_image_tokens_never_truncated(tiny):
     assert skipped[0]["id"] == "round/0" and "image tokens end at position" in skipped[0]["reason"]
     keep, skipped, truncated = check_lengths(data, processor, max_length=24)  # images fit, answers cut
     assert keep == list(range(len(data))) and skipped == [] and truncated == len(data)
+    # with the loss on the reasoning only, a row whose prompt alone fills max_length has nothing to train
+    from trl.data_utils import prepare_multimodal_messages
+
+    row = data[0]
+    prompt = processor.apply_chat_template(prepare_multimodal_messages(row["messages"], images=row["images"])[:-1],
+                                           tokenize=False, add_generation_prompt=True)
+    n_prompt = len(processor(text=[prompt], images=row["images"], return_tensors="np")["input_ids"][0])
+    keep, skipped, _ = check_lengths(data, processor, max_length=n_prompt, completion_only=True)
+    assert keep == [] and "no reasoning token would be trained" in skipped[0]["reason"]
+    keep, skipped, truncated = check_lengths(data, processor, max_length=n_prompt + 2, completion_only=True)
+    assert keep == list(range(len(data))) and truncated == len(data)  # room for part of the reasoning
 
 
 def test_one_step_cli_then_reload_and_generate(tiny, tmp_path):
@@ -141,6 +152,9 @@ def test_checkpoints_and_resume(tiny, tmp_path):
     exported = load_file(out / "adapter" / "adapter_model.safetensors")
     saved = load_file(out / "checkpoint-2" / "adapter_model.safetensors")
     assert exported.keys() == saved.keys() and all(bool((exported[k] == saved[k]).all()) for k in saved)
+    # the loss a run started with is kept: resuming it under the other one is refused
+    with pytest.raises(ValueError, match="loss_on=completion"):
+        train(root / "ds", model, out, resume=True, overrides={**fast, "data": {"loss_on": "all"}})
 
 
 def test_dataset_errors_name_the_cause(tmp_path):

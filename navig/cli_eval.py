@@ -102,18 +102,25 @@ def eval_command(
                                   geocoder=geocoder, batch_size=batch_size, extra=_parse_options(option))
     from navig.pipeline import SharedModels
 
+    from navig.eval.ablations import apply_ablation
+
     models_cache = SharedModels()  # the model loads once for every benchmark and ablation
-    runs = []
+    benches = {}
     for spec in benchmark:
         try:
-            bench = load_benchmark(spec, cache_dir or out / "_images").limit(limit)
+            benches[spec] = load_benchmark(spec, cache_dir or out / "_images").limit(limit)
         except (FileNotFoundError, ValueError) as exc:
             raise typer.BadParameter(f"benchmark {spec!r}: {exc}") from None
-        if bench.problems:
-            console.print(f"[yellow]{bench.name}: {len(bench.problems)} unusable row(s), first: {bench.problems[0]}")
-        for abl in ablation:
-            runs.append(run_eval(bench, options, out / benchmark_name(spec) / abl, ablation=abl, policy=policy,
-                                 retry_failed=retry_failed, locate=models_cache.locate))
+        if benches[spec].problems:
+            console.print(f"[yellow]{benches[spec].name}: {len(benches[spec].problems)} unusable row(s), "
+                          f"first: {benches[spec].problems[0]}")
+    # ablations with the adapter first, then those without it: each backend loads once
+    pairs = sorted(((spec, abl) for spec in benchmark for abl in ablation),
+                   key=lambda pair: apply_ablation(options, pair[1]).adapter is None)
+    done = {pair: run_eval(benches[pair[0]], options, out / benchmark_name(pair[0]) / pair[1], ablation=pair[1],
+                           policy=policy, retry_failed=retry_failed, locate=models_cache.locate) for pair in pairs}
+    runs = [done[(spec, abl)] for spec in benchmark for abl in ablation]  # tables in the order asked
+    for spec in benchmark:
         if rouge and parse_spec(spec)[0] == "naviclues":
             from navig.eval.rouge import evaluate_reasoning
 

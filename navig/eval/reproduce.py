@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import yaml
 
-from navig.eval.ablations import ABLATION_LABELS, ABLATIONS
+from navig.eval.ablations import ABLATION_LABELS, ABLATIONS, apply_ablation
 from navig.eval.metrics import THRESHOLDS_KM
 
 PAPER_RESULTS = Path(__file__).resolve().parent / "paper_results.yaml"
@@ -264,7 +264,14 @@ def reproduce(
 
         models_cache = SharedModels()  # one load per model across its benchmarks and ablations
         loaded: dict[str, Any] = {}
-        for run in plan.runs:
+        # runs that need the same backend (a model with its adapter, or without it for the untrained
+        # ablations) run back to back, so the one-model-at-a-time cache loads each once
+        order = {spec.name: i for i, spec in enumerate(models)}
+
+        def backend_group(run) -> tuple:
+            return order.get(run.model.name, 0), apply_ablation(make_options(run.model), run.ablation).adapter is None
+
+        for run in sorted(plan.runs, key=backend_group):
             if run.benchmark not in loaded:
                 loaded[run.benchmark] = load_benchmark(run.benchmark, cache_dir or out / "_images").limit(limit)
             echo(f"running {run.model.name} / {run.benchmark_name} / {ABLATION_LABELS[run.ablation]}")

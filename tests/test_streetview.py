@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from PIL import Image
@@ -13,6 +14,7 @@ from collect.fsutil import atomic_write_json, read_json
 from collect.records import Challenge, ChallengeRound, Video, to_dict
 from collect.stages.base import VideoContext
 from collect.stages.streetview import NO_KEY_NOTE, StreetViewStage
+from navig_fixtures import LocalServer
 
 KEY = "AIzaSyFAKE-test-key-0123456789"
 
@@ -72,15 +74,16 @@ def test_rejected_key_is_an_error_without_the_key(tmp_path):
     assert read_json(ctx.path(layout.STREETVIEW_INDEX))[0]["path"] is None
 
 
-def test_key_echoed_by_a_server_is_redacted(tmp_path):
-    # a misbehaving endpoint that echoes the request (with the key) in its error body
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-    import threading
+def _streetview_server(answer) -> LocalServer:
+    """A Street View endpoint on 127.0.0.1 whose every GET is `answer(path) -> (status, body)`;
+    a non-empty body is served as a JPEG unless the status is an error."""
 
-    class Echo(BaseHTTPRequestHandler):
+    class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
-            body = f"bad request {self.path}".encode()
-            self.send_response(400)
+            self.owner.requests.append(self.path)
+            status, body = answer(self.path)
+            self.send_response(status)
+            self.send_header("Content-Type", "image/jpeg" if status == 200 else "text/plain")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -88,14 +91,14 @@ def test_key_echoed_by_a_server_is_redacted(tmp_path):
         def log_message(self, *args):
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        ctx = _ctx(tmp_path, f"http://127.0.0.1:{httpd.server_address[1]}/sv", KEY)
+    return LocalServer(Handler)
+
+
+def test_key_echoed_by_a_server_is_redacted(tmp_path):
+    # a misbehaving endpoint that echoes the request (with the key) in its error body
+    with _streetview_server(lambda path: (400, f"bad request {path}".encode())) as server:
+        ctx = _ctx(tmp_path, server.url + "/sv", KEY)
         outcome = StreetViewStage()(ctx)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
     assert outcome.status == "failed" and "HTTP 400" in outcome.error.message
     assert "key=REDACTED" in outcome.error.message and KEY not in outcome.error.message
     assert KEY not in _everything(ctx.out_dir)
@@ -118,36 +121,17 @@ def test_debug_request_logs_do_not_show_the_key(tmp_path, caplog, monkeypatch):
 
 def test_rounds_that_failed_are_fetched_on_the_next_run_and_the_others_kept(tmp_path):
     import io
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     outage = {"on": True}
-    requests_seen: list[str] = []
     buf = io.BytesIO()
     Image.new("RGB", (64, 64), (10, 120, 30)).save(buf, "JPEG")
     jpeg = buf.getvalue()
 
-    class Flaky(BaseHTTPRequestHandler):
-        def do_GET(self):
-            requests_seen.append(self.path)
-            if outage["on"] and "location=" in self.path:  # round 2 (no pano id) hits a server outage
-                self.send_response(503)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(len(jpeg)))
-            self.end_headers()
-            self.wfile.write(jpeg)
+    def answer(path):  # round 2 (no pano id, so located by coordinates) hits a server outage
+        return (503, b"") if outage["on"] and "location=" in path else (200, jpeg)
 
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        ctx = _ctx(tmp_path, f"http://127.0.0.1:{httpd.server_address[1]}/sv", KEY)
+    with _streetview_server(answer) as server:
+        ctx = _ctx(tmp_path, server.url + "/sv", KEY)
         stage = StreetViewStage()
         first = stage(ctx)
         assert first.status == "done" and first.outputs == {"index": layout.STREETVIEW_INDEX, "panoramas": 1,
@@ -155,38 +139,20 @@ def test_rounds_that_failed_are_fetched_on_the_next_run_and_the_others_kept(tmp_
         assert stage.missing_outputs(ctx, first.outputs) == ["1 round(s) without panorama"]  # not trusted as cached
         round_1 = ctx.path("streetview/round_1.jpg").read_bytes()
         outage["on"] = False
-        before = len(requests_seen)
+        before = len(server.requests)
         second = stage(ctx)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+        refetched = server.requests[before:]
     assert second.outputs["panoramas"] == 2 and second.outputs["failed_rounds"] == 0
     assert stage.missing_outputs(ctx, second.outputs) == []
-    assert all("location=" in p for p in requests_seen[before:])  # only round 2 was fetched again
+    assert refetched and all("location=" in p for p in refetched)  # only round 2 was fetched again
     assert ctx.path("streetview/round_1.jpg").read_bytes() == round_1
 
 
 def test_a_round_without_imagery_is_not_asked_again_and_again(tmp_path):
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class NoImagery(BaseHTTPRequestHandler):
-        def do_GET(self):  # the Static API's return_error_code answer where there is no Street View
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), NoImagery)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        ctx = _ctx(tmp_path, f"http://127.0.0.1:{httpd.server_address[1]}/sv", KEY)
+    # the Static API's return_error_code answer where there is no Street View
+    with _streetview_server(lambda path: (404, b"")) as server:
+        ctx = _ctx(tmp_path, server.url + "/sv", KEY)
         outcome = StreetViewStage()(ctx)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
     assert outcome.status == "failed" and "HTTP 404" in outcome.error.message
     partial = {"index": layout.STREETVIEW_INDEX, "panoramas": 1, "failed_rounds": 1, "retryable_rounds": 0}
     assert StreetViewStage().missing_outputs(ctx, partial) == []  # a permanent gap leaves the row cached

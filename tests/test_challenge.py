@@ -175,8 +175,9 @@ class _RecordingServer:
     """127.0.0.1 server that records each request's Cookie header; redirects when `redirect_to` is set."""
 
     def __init__(self, redirect_to: str | None = None):
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        import threading
+        from http.server import BaseHTTPRequestHandler
+
+        from navig_fixtures import LocalServer
 
         self.cookies: list[str | None] = []
         self.redirect_to = redirect_to
@@ -201,17 +202,14 @@ class _RecordingServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.server = LocalServer(Handler)
+        self.port = self.server.httpd.server_address[1]
 
     def __enter__(self):
-        self.thread.start()
         return self
 
     def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.close()
 
 
 @pytest.mark.parametrize("target_host", ["localhost", "127.0.0.1"])  # another host; the same host, another port

@@ -10,7 +10,7 @@ import re
 import subprocess
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -19,6 +19,7 @@ import yaml
 
 from annotate import push
 from annotate.build import build_dataset
+from navig_fixtures import LocalServer
 from test_build import make_examples
 
 VENV_BIN = Path(sys.executable).parent
@@ -64,17 +65,14 @@ class FakeHub:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.server = LocalServer(Handler)
+        self.url = self.server.url
 
     def __enter__(self):
-        self.thread.start()
         return self
 
     def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
     # -- state helpers
     @staticmethod

@@ -1,10 +1,10 @@
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from annotate.config import ReasoningConfig
+from navig_fixtures import LocalServer
 from annotate.records import Clue
 from annotate.stages.geoparse import pre_reveal_text
 from annotate.stages.reasoning import (ExtractiveWriter, OpenAIChatWriter, ReasoningRequest, TransformersWriter,
@@ -107,17 +107,14 @@ class ChatServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.server = LocalServer(Handler)
+        self.url = self.server.url + "/v1"
 
     def __enter__(self):
-        self.thread.start()
         return self
 
     def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.close()
 
 
 def test_openai_backend_request_retries_and_cache(tmp_path, monkeypatch, caplog):

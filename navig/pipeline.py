@@ -135,32 +135,17 @@ class NavigPipeline:
     def __init__(self, options: LocateOptions, *, vlm: VLM | None = None, detector: ZeroShotDetector | None = None,
                  guidebook=None, geocoder=None) -> None:
         self.options = o = options
-        self.vlm = vlm or load_vlm(o.backend, o.model, adapter=o.adapter, base_url=o.base_url,
-                                   api_key_env=o.api_key_env, device=o.device, dtype=o.dtype,
-                                   max_batch=o.vlm_max_batch, concurrency=o.concurrency)
+        self.vlm = vlm or _build_vlm(o)
         self.reasoner = Reasoner(self.vlm, prompt=o.reasoning_prompt, max_new_tokens=o.max_new_tokens)
-        self.detector = detector
-        if self.detector is None and o.use_searcher and o.detector:
-            self.detector = ZeroShotDetector(o.detector, prompts=o.detector_prompts, box_threshold=o.box_threshold,
-                                             text_threshold=o.text_threshold, device=o.device)
-        self.guidebook = guidebook
-        if self.guidebook is None and o.use_searcher and o.guidebook:
-            from navig.searcher.guidebook import Guidebook
-
-            self.guidebook = Guidebook(o.guidebook, device=o.device)
-        self.geocoder = geocoder
-        if self.geocoder is None:
-            from navig.searcher.geocoder import make_geocoder
-
-            self.geocoder = make_geocoder(o.geocoder, url=o.geocoder_url)
+        self.detector = detector if detector is not None else _build_detector(o)
+        self.guidebook = guidebook if guidebook is not None else _build_guidebook(o)
+        self.geocoder = geocoder if geocoder is not None else _build_geocoder(o)
         self.ocr = VLMOcr(o.crop_max_new_tokens)
         self.rapid_ocr = None
         if o.ocr == "rapidocr" and o.use_searcher:
             from navig.searcher.ocr import RapidOcr
 
             self.rapid_ocr = RapidOcr()
-        elif o.ocr != "vlm":
-            raise ValueError(f"unknown OCR engine {o.ocr!r} (expected 'vlm' or 'rapidocr')")
         self.commenter = CropCommenter(o.crop_max_new_tokens)
         self._usage_start = self._usage_totals()
 
@@ -436,6 +421,33 @@ def collect_images(inputs: list[Path | str]) -> list[tuple[str, Path]]:
     return items
 
 
+# ---- what a pipeline is built from (NavigPipeline builds them; SharedModels keeps them across runs)
+def _build_vlm(o: LocateOptions) -> VLM:
+    return load_vlm(o.backend, o.model, adapter=o.adapter, base_url=o.base_url, api_key_env=o.api_key_env,
+                    device=o.device, dtype=o.dtype, max_batch=o.vlm_max_batch, concurrency=o.concurrency)
+
+
+def _build_detector(o: LocateOptions) -> ZeroShotDetector | None:
+    if not (o.use_searcher and o.detector):
+        return None
+    return ZeroShotDetector(o.detector, prompts=o.detector_prompts, box_threshold=o.box_threshold,
+                            text_threshold=o.text_threshold, device=o.device)
+
+
+def _build_guidebook(o: LocateOptions):
+    if not (o.use_searcher and o.guidebook):
+        return None
+    from navig.searcher.guidebook import Guidebook
+
+    return Guidebook(o.guidebook, device=o.device)
+
+
+def _build_geocoder(o: LocateOptions):
+    from navig.searcher.geocoder import make_geocoder
+
+    return make_geocoder(o.geocoder, url=o.geocoder_url)
+
+
 class SharedModels:
     """Backends and tools kept across runs of one process (eval/reproduce: benchmarks × ablations),
     so a 7B model or a detector is loaded once per model, not once per run. One VLM is held at a
@@ -452,33 +464,22 @@ class SharedModels:
         if self._vlm is None or self._vlm[0] != key:
             self._vlm = None  # release the previous model before loading the next
             _free_accelerator_memory()
-            self._vlm = (key, load_vlm(o.backend, o.model, adapter=o.adapter, base_url=o.base_url,
-                                       api_key_env=o.api_key_env, device=o.device, dtype=o.dtype,
-                                       max_batch=o.vlm_max_batch, concurrency=o.concurrency))
+            self._vlm = (key, _build_vlm(o))
             self.loads += 1
         return self._vlm[1]
 
-    def _tool(self, key: tuple, make):
+    def _tool(self, key: tuple, build, o: LocateOptions):
         if key not in self._tools:
-            self._tools[key] = make()
+            self._tools[key] = build(o)
         return self._tools[key]
 
     def pipeline(self, o: LocateOptions) -> "NavigPipeline":
-        detector = guidebook = None
-        if o.use_searcher and o.detector:
+        detector = guidebook = None  # the Searcher's tools only where it runs (not in the no-searcher ablations)
+        if o.use_searcher:
             detector = self._tool(("detector", o.detector, o.detector_prompts, o.box_threshold, o.text_threshold,
-                                   o.device), lambda: ZeroShotDetector(
-                o.detector, prompts=o.detector_prompts, box_threshold=o.box_threshold,
-                text_threshold=o.text_threshold, device=o.device))
-        if o.use_searcher and o.guidebook:
-            from navig.searcher.guidebook import Guidebook
-
-            guidebook = self._tool(("guidebook", str(o.guidebook), o.device), lambda: Guidebook(o.guidebook,
-                                                                                                  device=o.device))
-        from navig.searcher.geocoder import make_geocoder
-
-        geocoder = self._tool(("geocoder", o.geocoder, o.geocoder_url), lambda: make_geocoder(o.geocoder,
-                                                                                               url=o.geocoder_url))
+                                   o.device), _build_detector, o)
+            guidebook = self._tool(("guidebook", str(o.guidebook), o.device), _build_guidebook, o)
+        geocoder = self._tool(("geocoder", o.geocoder, o.geocoder_url), _build_geocoder, o)
         return NavigPipeline(o, vlm=self.vlm(o), detector=detector, guidebook=guidebook, geocoder=geocoder)
 
     def locate(self, items: list[tuple[str, Path]], out: Path, options: LocateOptions, **kwargs) -> dict:

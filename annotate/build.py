@@ -37,7 +37,7 @@ from datasets import Dataset, DatasetDict, Features, Image, List, Value, load_fr
 
 from annotate.prompts import REASONING_PROMPT
 from annotate.records import Example
-from collect.fsutil import atomic_write_json, atomic_write_text, safe_name, swap_in_dir
+from naviclues.fsutil import atomic_write_json, atomic_write_text, safe_name, swap_in_dir
 
 SPLIT_TRAIN = "train"
 SPLIT_VALIDATION = "validation"
@@ -390,7 +390,7 @@ def write_parquet_shards(ds: Dataset, data_dir: Path, split: str, max_shard_byte
 
 
 _STALE_BUILD = re.compile(r"^\.build-(?:(\d+)-)?[A-Za-z0-9_]+$")  # ours, or an older build's mkdtemp name
-_STALE_OLD = re.compile(r"^\.(?:dataset|hub)\.old-(\d+)-[0-9a-f]+$")  # collect.fsutil.swap_in_dir's name
+_STALE_OLD = re.compile(r"^\.(?:dataset|hub)\.old-(\d+)-[0-9a-f]+$")  # naviclues.fsutil.swap_in_dir's name
 
 
 def _pid_alive(pid: int) -> bool:

@@ -18,7 +18,7 @@ from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from collect.fsutil import atomic_path, atomic_write_text
+from naviclues.fsutil import atomic_path, atomic_write_text
 
 STAT_COLUMNS = (
     "id", "video_id", "channel", "challenge_token", "lat", "lng", "country", "country_code", "continent",

@@ -17,7 +17,7 @@ from annotate.config import AnnotateConfig, load_annotate_config
 from annotate.records import Example, RoundInput
 from annotate.reverse import reverse
 from annotate.rounds import assemble_rounds, inputs_fingerprint
-from collect.fsutil import atomic_write_text
+from naviclues.fsutil import atomic_write_text
 
 CITY_RADIUS_KM = 50.0  # a truth point this close to a gazetteer city is "in" it
 

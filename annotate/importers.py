@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from annotate.build import BuildResult, build_dataset
 from annotate.records import Example
-from collect.fsutil import inside
+from naviclues.fsutil import inside
 
 REASONING_SOURCE = "paper:gpt-4o"
 IMPORT_STAGE = "import"

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-from collect.secrets import redact as collect_redact
+from naviclues.secrets import redact as collect_redact
 
 EXTENSION_SHORT_NAME = "push"
 EXTENSION_OWNER = "naviclues-local"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from annotate.records import RoundInput
 from collect import layout
-from collect.fsutil import fingerprint, inside, read_json, safe_name
+from naviclues.fsutil import fingerprint, inside, read_json, safe_name
 from collect.records import Challenge, ChallengeRound, RoundSpan, Transcript, Video, from_dict
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from annotate import gazetteer  # noqa: E402
 from annotate.stages.geoparse import Geoparser  # noqa: E402
-from collect.fsutil import atomic_write_text  # noqa: E402
+from naviclues.fsutil import atomic_write_text  # noqa: E402
 
 
 def truth_code(row: dict) -> str | None:

@@ -25,7 +25,7 @@ from annotate.config import ReasoningConfig  # noqa: E402
 from annotate.stages.geoparse import pre_reveal_text  # noqa: E402
 from benchmarks.geoparse import round_number  # noqa: E402
 from annotate.stages.reasoning import ExtractiveWriter, ReasoningRequest, rewrite  # noqa: E402
-from collect.fsutil import atomic_write_text  # noqa: E402
+from naviclues.fsutil import atomic_write_text  # noqa: E402
 
 
 def row_transcript(row: dict) -> str:

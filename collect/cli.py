@@ -42,7 +42,7 @@ def dataset_step(out: Path, cfg: CollectConfig, store, force: bool, con: Console
     """annotate's flow over OUT, skipped when no round input and no annotate setting changed."""
     from annotate.flow import input_fingerprint, run_annotate
     from collect.runner import DATASET_KEY
-    from collect.secrets import redact, secret_values
+    from naviclues.secrets import redact, secret_values
 
     settings = dict(cfg.annotate)
     # the reasoning response cache lives in the run folder unless configured elsewhere
@@ -199,7 +199,7 @@ def copy_card(
     import shutil
 
     from annotate.card import relink_plots
-    from collect.fsutil import atomic_write_text
+    from naviclues.fsutil import atomic_write_text
 
     card, plots = out / "hub" / "README.md", out / "hub" / "plots"
     if not card.exists():

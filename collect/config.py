@@ -176,7 +176,7 @@ class CollectConfig(_Section):
 
     def masked(self) -> dict:
         """JSON-able dict with every secret shown as '**********' (yt-dlp credentials included)."""
-        from collect.secrets import mask_options
+        from naviclues.secrets import mask_options
 
         data = self.model_dump(mode="json")
         data["download"]["ytdlp_options"] = mask_options(data["download"]["ytdlp_options"])

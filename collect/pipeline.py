@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 
 from collect.config import CollectConfig
 from collect.records import Video
-from collect.secrets import redact, redact_obj, secret_values
+from naviclues.secrets import redact, redact_obj, secret_values
 from collect.stages.base import Stage, StageOutcome, VideoContext
 from collect.store import RunStore
 

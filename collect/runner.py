@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressC
 from rich.table import Table
 
 from collect.config import CollectConfig
-from collect.fsutil import atomic_write_json, fingerprint, read_json
+from naviclues.fsutil import atomic_write_json, fingerprint, read_json
 from collect.layout import ROUNDS_JSON
 from collect.pipeline import STAGE_NAMES, VideoResult, VideoWorker, run_local, run_ray
 from collect.records import Video
@@ -317,7 +317,7 @@ def status_report(out: Path, console: Console) -> None:
         console.print(err_table)
     hours = sum(v.duration_s or 0 for v in videos) / 3600
     rounds = 0
-    from collect.fsutil import inside, safe_name
+    from naviclues.fsutil import inside, safe_name
 
     for v in videos:
         path = inside(out, "videos", safe_name(v.id), ROUNDS_JSON)

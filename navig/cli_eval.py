@@ -57,7 +57,7 @@ def score_command(
     only_predicted: bool = typer.Option(False, help="score only truth ids that have a prediction line"),
 ) -> None:
     """Score predictions against truth: accuracy at 1/25/200/750/2500 km, km error, GeoScore, country/city."""
-    from collect.fsutil import atomic_write_json
+    from naviclues.fsutil import atomic_write_json
     from navig.eval.metrics import FAILURE_POLICIES, METRIC_KEYS, score_files
     from navig.eval.runner import rich_table
     from rich.console import Console
@@ -91,7 +91,7 @@ def eval_command(
                                            "(VLM server/request error), not an unparseable answer"),
 ) -> None:
     """Run the locate pipeline over benchmarks (resumable), score, write predictions/metrics/tables."""
-    from collect.fsutil import atomic_write_text
+    from naviclues.fsutil import atomic_write_text
     from navig.eval.benchmarks import benchmark_name, load_benchmark, parse_spec
     from navig.eval.runner import markdown_table, rich_table, run_eval, tool_usage_markdown
     from rich.console import Console
@@ -156,7 +156,7 @@ def reproduce_command(
                                       help="redo samples whose earlier line is an infrastructure failure"),
 ) -> None:
     """Run models x benchmarks x ablations (resumable) and print the paper's tables beside ours."""
-    from collect.fsutil import atomic_write_text
+    from naviclues.fsutil import atomic_write_text
     from navig.eval.reproduce import parse_model_specs, placeholder_model_specs, reproduce
 
     if model:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from collect.fsutil import atomic_write_text
+from naviclues.fsutil import atomic_write_text
 from navig.images import UNREADABLE, load_rgb
 
 _COLORS = {"road sign": "#e6194b", "house": "#3cb44b", "building sign": "#4363d8"}

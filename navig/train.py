@@ -44,7 +44,7 @@ import typer
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from collect.fsutil import atomic_write_json, atomic_write_text
+from naviclues.fsutil import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 

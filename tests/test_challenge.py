@@ -12,7 +12,7 @@ from collect.clients.geoguessr import (ChallengeNotFoundError, GeoGuessrAuthErro
                                        GeoGuessrUnavailableError, MalformedResponseError)
 from collect.config import load_config
 from collect.demo.server import DemoServer
-from collect.fsutil import read_json
+from naviclues.fsutil import read_json
 from collect.records import Challenge, Video, from_dict
 from collect.stages.base import VideoContext
 from collect.stages.challenge import (ChallengeStage, decode_pano_id, parse_challenge, parse_challenge_tokens,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from collect.fsutil import read_json
+from naviclues.fsutil import read_json
 from conftest import card_drop_table, collect_cmd
 
 SMALL = ["--set", "demo.videos=1", "--set", "demo.rounds=2"]

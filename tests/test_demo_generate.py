@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from collect.demo.generate import format_distance, generate_corpus, generate_long_video, points_for
-from collect.fsutil import read_json
+from naviclues.fsutil import read_json
 from collect.stages.transcript import parse_vtt
 from collect.video import ffmpeg_exe, probe
 

@@ -13,7 +13,7 @@ from collect import layout
 from collect.clients.youtube import RateLimiter, YouTubeClient, is_transient, sanitize_info
 from collect.config import DiscoverConfig, load_config
 from collect.demo.server import DemoServer
-from collect.fsutil import read_json
+from naviclues.fsutil import read_json
 from collect.records import Video
 from collect.stages.base import VideoContext
 from collect.stages.discover import discover, expand_sources

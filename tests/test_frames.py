@@ -14,7 +14,7 @@ from collect import layout
 from collect.config import CollectConfig
 from collect.demo.generate import generate_corpus
 from collect.demo.staging import stage_demo_video
-from collect.fsutil import atomic_write_json, read_json
+from naviclues.fsutil import atomic_write_json, read_json
 from collect.records import Frame, RoundSpan, from_dict, to_dict
 from collect.stages.base import VideoContext
 from collect.stages.frames import UI_REGIONS, FramesStage

@@ -10,7 +10,7 @@ from PIL import Image
 from collect import layout
 from collect.config import load_config
 from collect.demo.server import DemoServer, _heading_colour
-from collect.fsutil import atomic_write_json, read_json
+from naviclues.fsutil import atomic_write_json, read_json
 from collect.records import Challenge, ChallengeRound, Video, to_dict
 from collect.stages.base import VideoContext
 from collect.stages.streetview import NO_KEY_NOTE, StreetViewStage

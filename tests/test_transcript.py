@@ -11,7 +11,7 @@ import pytest
 
 from collect import layout
 from collect.config import load_config
-from collect.fsutil import atomic_write_json, read_json
+from naviclues.fsutil import atomic_write_json, read_json
 from collect.records import Transcript, Video, from_dict
 from collect.stages.base import VideoContext
 from collect.stages.transcript import TRANSCRIPT_CACHE_DIR, TranscriptStage, parse_vtt

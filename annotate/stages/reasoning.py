@@ -34,7 +34,7 @@ from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attem
 from annotate.config import CluesConfig, ReasoningConfig
 from annotate.records import Clue
 from annotate.text import clean, split_sentences, strip_asr_tags, tidy_spoken, to_sentence_case
-from collect.fsutil import atomic_write_json
+from naviclues.fsutil import atomic_write_json
 
 if TYPE_CHECKING:
     from annotate.stages.clues import ClueExtractor
@@ -243,7 +243,7 @@ class OpenAIChatWriter:
     def _cache_path(self, payload: dict[str, Any]) -> Path | None:
         if self.cache_dir is None:
             return None
-        from collect.fsutil import safe_name
+        from naviclues.fsutil import safe_name
         return self.cache_dir / safe_name(str(self.config.model)) / f"{self.cache_key(payload)}.json"
 
     def write(self, request: ReasoningRequest) -> tuple[str, str]:

@@ -23,8 +23,8 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 log = logging.getLogger("collect.youtube")
 T = TypeVar("T")
 
-from collect.secrets import SECRET_OPTION_KEYS, is_secret_key  # noqa: E402,F401  (re-exported)
-from collect.secrets import redact_urls as redact  # noqa: E402
+from naviclues.secrets import SECRET_OPTION_KEYS, is_secret_key  # noqa: E402,F401  (re-exported)
+from naviclues.secrets import redact_urls as redact  # noqa: E402
 
 
 def public_options(options: dict[str, Any]) -> dict[str, Any]:

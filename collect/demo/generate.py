@@ -46,7 +46,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from collect.demo.captions import SpokenWord, youtube_auto_vtt
 from collect.demo.locations import PLACES, Place
-from collect.fsutil import atomic_path, atomic_write_json, atomic_write_text
+from naviclues.fsutil import atomic_path, atomic_write_json, atomic_write_text
 from collect.video import ffmpeg_exe
 
 WORDS_PER_S = 3.0  # a fast but natural commentary pace

@@ -45,7 +45,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 from xml.sax.saxutils import escape
 
-from collect.fsutil import inside
+from naviclues.fsutil import inside
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _CONTENT_TYPES = {

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from collect import layout
-from collect.fsutil import atomic_write_json, inside, read_json, safe_name
+from naviclues.fsutil import atomic_write_json, inside, read_json, safe_name
 from collect.records import Video, to_dict
 
 

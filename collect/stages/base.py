@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from collect.fsutil import fingerprint, inside, safe_name
+from naviclues.fsutil import fingerprint, inside, safe_name
 from collect.records import StageError, Video
 
 if TYPE_CHECKING:  # pragma: no cover

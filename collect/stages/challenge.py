@@ -18,7 +18,7 @@ from typing import Any
 
 from collect import layout
 from collect.clients.geoguessr import GeoGuessrClient, MalformedResponseError
-from collect.fsutil import atomic_write_bytes, atomic_write_json, inside, safe_name
+from naviclues.fsutil import atomic_write_bytes, atomic_write_json, inside, safe_name
 from collect.records import Challenge, ChallengeRound, to_dict
 from collect.stages.base import Stage, StageOutcome, VideoContext
 

@@ -17,7 +17,7 @@ from typing import Any
 from collect import layout
 from collect.clients.youtube import (YouTubeClient, ffmpeg_exe, format_selector, public_options, redact,
                                      sanitize_info)
-from collect.fsutil import atomic_write_json, fingerprint, inside, read_json
+from naviclues.fsutil import atomic_write_json, fingerprint, inside, read_json
 from collect.stages.base import Stage, StageOutcome, VideoContext
 
 MEDIA_DIR = "media"

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from collect import layout
-from collect.fsutil import atomic_write_bytes, atomic_write_json, inside, read_json
+from naviclues.fsutil import atomic_write_bytes, atomic_write_json, inside, read_json
 from collect.records import Frame, RoundSpan, from_dict, to_dict
 from collect.stages.base import Stage, StageOutcome, VideoContext
 from collect.video import VideoError, frames_in_windows, probe

@@ -34,7 +34,7 @@ import numpy as np
 
 from collect import layout
 from collect.config import SegmentConfig
-from collect.fsutil import atomic_write_json, inside, read_json
+from naviclues.fsutil import atomic_write_json, inside, read_json
 from collect.records import RoundSpan, Transcript, from_dict, to_dict
 from collect.stages.base import Stage, StageOutcome, VideoContext
 from collect.video import (VideoError, VideoInfo, frames_at, frames_in_windows, probe, sample_every,

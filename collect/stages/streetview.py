@@ -16,9 +16,9 @@ import requests
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from collect import layout
-from collect.fsutil import atomic_path, atomic_write_json, fingerprint, read_json
+from naviclues.fsutil import atomic_path, atomic_write_json, fingerprint, read_json
 from collect.records import Challenge, ChallengeRound, from_dict
-from collect.secrets import redact, redact_urls
+from naviclues.secrets import redact, redact_urls
 from collect.stages.base import Stage, StageOutcome, VideoContext
 
 log = logging.getLogger("collect.streetview")

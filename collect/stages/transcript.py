@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from collect import layout
-from collect.fsutil import atomic_write_json, read_json, safe_name
+from naviclues.fsutil import atomic_write_json, read_json, safe_name
 from collect.records import Segment, Transcript, Word, from_dict, to_dict
 from collect.stages.base import Stage, StageOutcome, VideoContext
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from collect.fsutil import atomic_path, atomic_write_text, safe_name
+from naviclues.fsutil import atomic_path, atomic_write_text, safe_name
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 DEFAULT_DATA_ROOT = Path("data/benchmarks")

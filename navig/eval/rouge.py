@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from collect.fsutil import atomic_write_json, atomic_write_text
+from naviclues.fsutil import atomic_write_json, atomic_write_text
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 

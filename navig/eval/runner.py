@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from collect.fsutil import atomic_write_json, atomic_write_text, read_json
+from naviclues.fsutil import atomic_write_json, atomic_write_text, read_json
 from navig.eval.ablations import ABLATION_LABELS, apply_ablation
 from navig.eval.benchmarks import Benchmark
 from navig.eval.metrics import THRESHOLDS_KM, load_predictions, score_files, tool_usage

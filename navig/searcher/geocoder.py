@@ -21,7 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
-from collect.fsutil import atomic_path, file_sha256, fingerprint
+from naviclues.fsutil import atomic_path, file_sha256, fingerprint
 from navig.searcher.records import GeoHit
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from collect.fsutil import atomic_write_json, swap_in_dir
+from naviclues.fsutil import atomic_write_json, swap_in_dir
 from navig.images import UNREADABLE, load_rgb
 from navig.searcher.embedders import DEFAULT_CLIP, ClipEmbedder, TextEmbedder, normalize_rows
 from navig.searcher.records import GuidebookHit

@@ -121,6 +121,11 @@ class ChallengeConfig(_Section):
     retries: int = Field(4, ge=0, description="retries after the first attempt")
     backoff_s: float = Field(1.0, ge=0)
     timeout_s: float = Field(20.0, gt=0)
+    max_wait_s: float = Field(120.0, ge=0, description="longest Retry-After (429/5xx) honoured per retry")
+    player: str | None = Field(None, description="GeoGuessr nick or user id of the video's player, whose guesses "
+                               "(points, distance) are recorded; None = the challenge's creator")
+    page_size: int = Field(26, ge=1, le=100, description="games per highscores page")
+    max_pages: int = Field(20, ge=1, description="highscores pages read while looking for the player's game")
 
 
 class SegmentConfig(_Section):

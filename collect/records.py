@@ -82,6 +82,12 @@ class ChallengeRound:
     pitch: float | None = None
     zoom: float | None = None
     country_code: str | None = None
+    # the video's player's guess of this round (from their game in the highscores), when found
+    player_points: int | None = None
+    player_distance_km: float | None = None  # None when the round timed out without a guess
+    player_lat: float | None = None
+    player_lng: float | None = None
+    player_timed_out: bool | None = None
 
 
 @dataclass
@@ -95,6 +101,8 @@ class Challenge:
     forbid_zooming: bool = False
     forbid_rotating: bool = False
     rounds: list[ChallengeRound] = field(default_factory=list)
+    creator: str | None = None  # nick of the challenge's creator
+    player: str | None = None  # nick of the player whose guesses fill ChallengeRound.player_*
 
 
 @dataclass

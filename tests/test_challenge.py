@@ -100,7 +100,7 @@ def test_stage_fetches_caches_and_rerun_does_not_request(tmp_path, corpus):
         assert challenge.rounds[4].lat == 14.5 and challenge.rounds[4].pano_id is None
         assert (ctx.path(layout.CHALLENGE_RAW_DIR) / f"challenge_{TOKEN}.json").is_file()
         highscores = server.requests_matching(f"/api/v3/results/highscores/{TOKEN}")
-        assert highscores == [f"/api/v3/results/highscores/{TOKEN}?friends=false&limit=1&minRounds=5"]
+        assert highscores == [f"/api/v3/results/highscores/{TOKEN}?friends=false&limit=26&minRounds=5"]
         before = len(server.request_log)
         again = ChallengeStage()(ctx)
         assert again.status == "done" and again.outputs["source"] == "cache"
@@ -122,7 +122,7 @@ def test_429_backs_off_honouring_retry_after_then_succeeds(tmp_path, corpus):
 
 @pytest.mark.parametrize("fault, error_type, fragment", [
     ({"status": 500, "times": None}, "GeoGuessrUnavailableError", "still failing after 4 attempts"),
-    (404, "ChallengeNotFoundError", f"challenge {TOKEN} not found"),
+    (404, "ChallengeDeleted", f"challenge {TOKEN} deleted"),
     ("malformed", "MalformedResponseError", "malformed JSON"),
 ])
 def test_failures_become_clear_error_records(tmp_path, corpus, fault, error_type, fragment):

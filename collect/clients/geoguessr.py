@@ -8,21 +8,33 @@ configured API base, never along a redirect):
                          "forbidZooming", "forbidRotating", ...},
            "map": {"id", "name", "slug", ...}, "creator": {...}}
 
-    GET {base}/api/v3/results/highscores/{token}?friends=false&limit=1&minRounds={roundCount}
-        → {"items": [{"game": {"rounds": [{"lat", "lng", "panoId", "heading", "pitch",
-                                            "zoom", "streakLocationCode", ...}, ...]}, ...}]}
-        The rounds of any finished game of the challenge are the challenge's locations.
+    GET {base}/api/v3/results/highscores/{token}?friends=false&limit={n}&minRounds={roundCount}
+                                                [&paginationToken={from the previous page}]
+        → {"items": [{"gameToken", "playerName", "userId", "totalScore", "isLeader",
+                      "game": {"token", "state", "roundCount", "timeLimit", "map", "mapName",
+                               "rounds": [{"lat", "lng", "panoId", "heading", "pitch", "zoom",
+                                           "streakLocationCode", "startTime"}, ...],
+                               "player": {"id", "nick", "totalScore": {"amount", "unit"},
+                                          "guesses": [{"lat", "lng", "timedOut", "timedOutWithGuess",
+                                                       "roundScoreInPoints", "roundScore": {"amount", ...},
+                                                       "distanceInMeters", "distance": {"meters":
+                                                       {"amount", "unit"}, ...}, "time"}, ...]}}}, ...],
+           "paginationToken": "<opaque>" | null}
+        One page of the finished games, best first; the next page is asked for with the page's
+        `paginationToken` until it is null. The rounds of any finished game are the challenge's
+        locations; one player's `guesses` carry that player's points and distance per round.
         `panoId` is usually the Street View pano id hex-encoded (ASCII bytes as hex).
 
-429 (honouring Retry-After) and 5xx are retried with exponential backoff (tenacity); 401/403,
-404 and malformed JSON raise typed errors whose messages never contain the cookie.
+429 (waiting what Retry-After asks, capped by `max_wait_s`), 5xx, timeouts and cut-off bodies
+are retried with exponential backoff (tenacity); 401/403 (the cookie), 404 (the challenge was
+deleted) and malformed JSON raise typed errors whose messages name the token, never the cookie.
 """
 from __future__ import annotations
 
 import json
 import logging
 import re
-from typing import Any
+from typing import Any, Iterator
 
 import requests
 from pydantic import SecretStr
@@ -41,8 +53,11 @@ class GeoGuessrAuthError(GeoGuessrError):
     pass
 
 
-class ChallengeNotFoundError(GeoGuessrError):
-    pass
+class ChallengeDeletedError(GeoGuessrError):
+    """HTTP 404: GeoGuessr no longer has the challenge (deleted by its creator, or never existed)."""
+
+
+ChallengeNotFoundError = ChallengeDeletedError  # the earlier name
 
 
 class MalformedResponseError(GeoGuessrError):
@@ -112,10 +127,33 @@ class GeoGuessrClient:
         """The challenge payload as received (validated to be a JSON object)."""
         return self._get(self.challenge_url(token), token, "challenges")
 
-    def get_rounds_raw(self, token: str, round_count: int = 5) -> bytes:
-        """The highscores payload (its first game's rounds are the challenge's locations)."""
-        params = {"friends": "false", "limit": "1", "minRounds": str(int(round_count))}
+    def get_highscores_page_raw(self, token: str, round_count: int = 5, pagination_token: str | None = None,
+                                limit: int = 26) -> bytes:
+        """One highscores page as received (a JSON object with `items` and `paginationToken`)."""
+        params = {"friends": "false", "limit": str(int(limit)), "minRounds": str(int(round_count))}
+        if pagination_token:
+            params["paginationToken"] = pagination_token
         return self._get(self.highscores_url(token), token, "highscores", params)
+
+    def iter_highscores(self, token: str, round_count: int = 5, *, limit: int = 26,
+                        max_pages: int = 20) -> Iterator[dict]:
+        """The highscores pages in order, following `paginationToken` until it is null (or `max_pages`)."""
+        seen: set[str] = set()
+        pagination_token: str | None = None
+        for _ in range(max(1, int(max_pages))):
+            page = json.loads(self.get_highscores_page_raw(token, round_count, pagination_token, limit))
+            yield page
+            pagination_token = page.get("paginationToken")
+            if not pagination_token or not page.get("items"):
+                return
+            if not isinstance(pagination_token, str) or pagination_token in seen:
+                raise MalformedResponseError(f"highscores of challenge {token}: paginationToken "
+                                             f"{str(pagination_token)[:40]!r} repeats or is not text")
+            seen.add(pagination_token)
+
+    def get_rounds_raw(self, token: str, round_count: int = 5) -> bytes:
+        """The first highscores page of one game (its rounds are the challenge's locations)."""
+        return self.get_highscores_page_raw(token, round_count, limit=1)
 
     def get_challenge(self, token: str) -> dict:
         return json.loads(self.get_challenge_raw(token))
@@ -152,7 +190,8 @@ class GeoGuessrClient:
         headers = {"Cookie": f"_ncfa={self._ncfa}"} if self._ncfa and url.startswith(self.api_base + "/") else None
         try:
             resp = self.session.get(url, params=params, headers=headers, timeout=self.timeout_s)
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError) as exc:  # refused, timed out, a body cut off mid-way
             raise _Retryable(f"network error ({type(exc).__name__})") from None
         status = resp.status_code
         if status in (401, 403):
@@ -161,7 +200,8 @@ class GeoGuessrClient:
             raise GeoGuessrAuthError(f"GeoGuessr rejected the session cookie (_ncfa) with HTTP {status} on the "
                                      f"{what} endpoint for challenge {token}: {hint}")
         if status == 404:
-            raise ChallengeNotFoundError(f"challenge {token} not found (HTTP 404 from the {what} endpoint)")
+            raise ChallengeDeletedError(f"challenge {token} deleted: GeoGuessr answers HTTP 404 on the {what} "
+                                        "endpoint (removed by its creator, or the link is wrong)")
         if status == 429:
             raise _Retryable("HTTP 429 Too Many Requests", _retry_after_seconds(resp.headers.get("Retry-After")))
         if status >= 500:

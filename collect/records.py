@@ -114,6 +114,8 @@ class RoundSpan:
     points: int | None = None
     distance_km: float | None = None
     evidence: list[str] = field(default_factory=list)
+    # where independent evidence (HUD counter, HUD score, transcript, result screen) disagrees, and how
+    disagreements: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -37,6 +37,8 @@ from collect.config import SegmentConfig
 from naviclues.fsutil import atomic_write_json, inside, read_json
 from collect.records import RoundSpan, Transcript, from_dict, to_dict
 from collect.stages.base import Stage, StageOutcome, VideoContext
+from collect.screen_text import (Hud, ScreenReading, parse_counter, parse_distance_km, parse_hud,  # noqa: F401
+                                 parse_points, read_result_screen)
 from collect.video import (VideoError, VideoInfo, frames_at, frames_in_windows, probe, sample_every,
                            sample_keyframes)
 
@@ -49,63 +51,26 @@ NUMBER_WORDS = {w: i for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
     "sixteen seventeen eighteen nineteen twenty".split())}
 _NUM = r"(\d{1,2}|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + ")"
-_COUNTER = re.compile(r"ROUND:?(\d{1,2})(?:[/|\\Il]|OF)(\d{1,2})")
-_POINTS = re.compile(r"(\d{1,3}(?:[,.\s]\d{3})+|\d{1,5})\s*(?:points?|pts)", re.I)
-_DISTANCE = re.compile(r"(\d{1,3}(?:[,\s]\d{3})+|\d+(?:[.,]\d+)?)\s*(km|mi|miles|ft|m)(?=$|[^a-z]|from|away)", re.I)
-_BUTTONS = {"NEXT", "END", "VIEWSUMMARY", "PLAYAGAIN", "CONTINUE", "VIEWRESULTS", "NEXTROUND"}
 _TRANSCRIPT_CUE = re.compile(rf"\b(?:(next|last|final) round|round {_NUM})\b", re.I)
 _CHAPTER_ROUND = re.compile(rf"\bround\s*{_NUM}\b", re.I)
-
-
-# --------------------------------------------------------------------------- text parsing
-def _number(raw: str) -> float:
-    """'4,873' → 4873, '1 204' → 1204, '12.3' → 12.3, '12,3' → 12.3 (3-digit groups = thousands)."""
-    raw = raw.strip()
-    if re.fullmatch(r"\d{1,3}(?:[,.\s]\d{3})+", raw):
-        return float(re.sub(r"[,.\s]", "", raw))
-    return float(raw.replace(",", "."))
-
-
-def parse_points(text: str) -> int | None:
-    for m in _POINTS.finditer(text):
-        value = _number(m.group(1))
-        if 0 <= value <= 5000:
-            return int(value)
-    return None
-
-
-def parse_distance_km(text: str) -> float | None:
-    for m in _DISTANCE.finditer(text):
-        value, unit = _number(m.group(1)), m.group(2).lower()
-        factor = {"km": 1.0, "m": 0.001, "mi": 1.609344, "miles": 1.609344, "ft": 0.0003048}[unit]
-        return round(value * factor, 3)
-    return None
-
-
-def parse_counter(text: str) -> tuple[int, int] | None:
-    squashed = re.sub(r"\s+", "", text.upper())
-    m = _COUNTER.search(squashed)
-    if not m:
-        return None
-    current, total = int(m.group(1)), int(m.group(2))
-    return (current, total) if 1 <= current <= max(total, 1) else None
-
-
-def is_result_text(lines: list[str]) -> bool:
-    squashed = [re.sub(r"[^A-Z]", "", line.upper()) for line in lines]
-    return parse_points(" ".join(lines)) is not None or any(s in _BUTTONS for s in squashed)
+# a spoken round number this close to a round's start is about that round (farther away it may
+# be a look back: "round two was brutal")
+CUE_NEAR_START_S = 15.0
 
 
 # --------------------------------------------------------------------------- observations
 @dataclass
 class Observation:
     time: float
-    kind: str  # "play" | "result" | "other"
+    kind: str  # "play" | "result" | "summary" | "other"
     round: int | None = None
     total: int | None = None
     points: int | None = None
     distance_km: float | None = None
     text: str = ""
+    score: int | None = None  # the HUD's running game score (gameplay frames)
+    button: str | None = None  # the result screen's button (NEXTROUND, VIEWSUMMARY…)
+    why: str = ""  # for a summary: what gave it away
 
 
 @dataclass
@@ -166,34 +131,45 @@ class Reader:
         del recent[self.CACHE_SIZE:]
         return value
 
-    def counter(self, crops) -> tuple[int, int] | None:
-        if "counter" not in crops:
-            crops["counter"] = self._read("counter", crops["counter_img"], lambda lines: parse_counter(" ".join(lines)))
-        return crops["counter"]
+    def hud(self, crops) -> Hud | None:
+        """The HUD bar's reading (round counter, running score), None without a counter."""
+        if "hud" not in crops:
+            crops["hud"] = self._read("counter", crops["counter_img"], lambda lines: parse_hud(" ".join(lines)))
+        return crops["hud"]
 
-    def result(self, crops) -> Observation | None:
-        if "result" not in crops:
-            def parse(lines: list[str]):
-                text = " ".join(lines)
-                found = (Observation(0.0, "result", points=parse_points(text), distance_km=parse_distance_km(text),
-                                     text=text) if is_result_text(lines) else None)
-                return found, text
-            crops["result"], crops["result_text"] = self._read("result", crops["result_img"], parse)
-        return crops["result"]
+    def counter(self, crops) -> tuple[int, int] | None:
+        hud = self.hud(crops)
+        return (hud.round, hud.total) if hud else None
+
+    def screen(self, crops) -> ScreenReading:
+        if "screen" not in crops:
+            crops["screen"] = self._read("result", crops["result_img"], read_result_screen)
+        return crops["screen"]
+
+    def result(self, crops) -> ScreenReading | None:
+        """The frame's round result (points, distance), None unless it is a round's result screen."""
+        screen = self.screen(crops)
+        return screen if screen.kind == "result" else None
 
     def observe(self, t: float, crops) -> Observation:
-        counter = self.counter(crops)
-        if counter:
-            return Observation(t, "play", round=counter[0], total=counter[1])
-        res = self.result(crops)
-        if res:
-            return Observation(t, "result", points=res.points, distance_km=res.distance_km, text=res.text)
-        return Observation(t, "other", text=crops.get("result_text", ""))
+        hud = self.hud(crops)
+        if hud:
+            return Observation(t, "play", round=hud.round, total=hud.total, score=hud.score)
+        screen = self.screen(crops)
+        if screen.kind == "result":
+            return Observation(t, "result", points=screen.points, distance_km=screen.distance_km, text=screen.text,
+                               button=screen.button)
+        return Observation(t, screen.kind, text=screen.text, why=screen.why)
 
 
 def _as_crops(frame: np.ndarray) -> dict:
     counter, result = _crops(frame)
     return {"counter_img": counter, "result_img": result}
+
+
+def _round_of(reader: Reader, crops) -> int | None:
+    counter = reader.counter(crops)
+    return counter[0] if counter else None
 
 
 # --------------------------------------------------------------------------- refinement
@@ -278,6 +254,7 @@ class SegmentResult:
     seconds: dict[str, float]
     ocr_cache_hits: int = 0
     sampling: str = "every-frame"  # "keyframes" when the coarse samples were keyframes only
+    refused: list[str] = field(default_factory=list)  # result-like screens that were not a round's, and why
 
 
 class SegmentationError(RuntimeError):
@@ -285,8 +262,85 @@ class SegmentationError(RuntimeError):
 
 
 def _consensus(values: list) -> object:
+    """The most frequent reading; among equally frequent ones the latest (a score that counts up
+    on screen shows its final value last)."""
     values = [v for v in values if v is not None]
-    return Counter(values).most_common(1)[0][0] if values else None
+    if not values:
+        return None
+    counts = Counter(values)
+    best = max(counts.values())
+    return next(v for v in reversed(values) if counts[v] == best)
+
+
+def _result_runs(obs: list[Observation], counters_seen: bool, every: float) -> list[list[Observation]]:
+    """Consecutive result samples; with a HUD in the video, runs not separated by gameplay are one
+    screen (a sponsor spot or a cut to the streamer inside a result screen does not split it)."""
+    runs: list[list[Observation]] = []
+    last_kind_between = None
+    for o in obs:
+        if o.kind == "result":
+            if runs and last_kind_between not in ("play", "summary") and (
+                    counters_seen or o.time - runs[-1][-1].time <= 2 * every):
+                runs[-1].append(o)
+            else:
+                runs.append([o])
+            last_kind_between = None
+        elif o.kind in ("play", "summary"):
+            last_kind_between = o.kind
+    return runs
+
+
+def _refuse_non_rounds(obs: list[Observation], runs: list[list[Observation]], counters_seen: bool,
+                       counter_on_results: bool) -> tuple[list[list[Observation]], list[str]]:
+    """Drop result-looking runs that cannot be a round's result screen, saying why.
+
+    With a HUD counter in the video: a round's result screen follows that round's gameplay (a
+    result-like screen before any gameplay is the intro's), and the counter moves on after it (a
+    result-like sponsor card inside a round leaves the counter where it was). In any video: nothing
+    after the end-of-game summary or the last round's VIEW SUMMARY, before gameplay resumes, is a round.
+    """
+    if counter_on_results:
+        return runs, []
+    kept, refused = [], []
+    for n, run in enumerate(runs):
+        first, last = run[0].time, run[-1].time
+        before = [o for o in obs if o.time < first]
+        after = [o for o in obs if o.time > last]
+        plays_before = [o for o in before if o.kind == "play"]
+        since_play = before[before.index(plays_before[-1]) + 1:] if plays_before else before
+        prev = kept[-1] if kept else None
+        why = None
+        if counters_seen and not plays_before:
+            why = "no gameplay with a round counter before it (intro)"
+        elif any(o.kind == "summary" for o in since_play):
+            why = "follows the end-of-game summary"
+        elif prev is not None and any(o.button == "VIEWSUMMARY" for o in prev) and not any(
+                prev[-1].time < o.time < first for o in plays_before):
+            why = "after the last round's VIEW SUMMARY, no gameplay since"
+        elif counters_seen and plays_before:
+            next_play = next((o for o in after if o.kind == "play"), None)
+            if next_play is not None and next_play.round == plays_before[-1].round:
+                why = f"the round counter stays at {next_play.round} across it (not a round's end)"
+        if why:
+            refused.append(f"result-like screen {first:.1f}-{last:.1f} s: {why}")
+        else:
+            kept.append(run)
+    return kept, refused
+
+
+def _summaries(obs: list[Observation]) -> list[str]:
+    out, last = [], None
+    for o in obs:
+        if o.kind == "summary":
+            if last is None or o.time - last > 0:
+                if out and last is not None and out[-1][1] == last:
+                    out[-1] = (out[-1][0], o.time, out[-1][2])
+                else:
+                    out.append((o.time, o.time, o.why))
+            last = o.time
+        elif o.kind != "other":
+            last = None
+    return [f"end-of-game summary {a:.1f}-{b:.1f} s ({why})" for a, b, why in out]
 
 
 def segment_video(path: Path | str, config: SegmentConfig | None = None, transcript: Transcript | None = None,
@@ -333,28 +387,19 @@ def segment_video(path: Path | str, config: SegmentConfig | None = None, transcr
             if obs[i].kind == "play" and (res := reader.result(crops)) is not None:
                 counter_on_results = True
                 obs[i] = Observation(t, "result", round=obs[i].round, total=obs[i].total, points=res.points,
-                                     distance_km=res.distance_km, text=res.text)
+                                     distance_km=res.distance_km, text=res.text, button=res.button)
 
-    # result runs: consecutive result samples; runs not separated by gameplay are one screen
-    runs: list[list[Observation]] = []
-    last_kind_between = None
-    for o in obs:
-        if o.kind == "result":
-            if runs and last_kind_between != "play" and (
-                    counters_seen or o.time - runs[-1][-1].time <= 2 * every):
-                runs[-1].append(o)
-            else:
-                runs.append([o])
-            last_kind_between = None
-        elif o.kind == "play":
-            last_kind_between = "play"
+    runs = _result_runs(obs, counters_seen, every)
     clock["dense"] = time.perf_counter()
     runs = _recover_missed_results(path, info, obs, runs, step, max_side, reader, crops_at)
+    runs, refused = _refuse_non_rounds(obs, runs, counters_seen, counter_on_results)
+    refused = _summaries(obs) + refused
     if not runs:
         seen = Counter(o.kind for o in obs)
         raise SegmentationError(
             f"no result screens detected in {len(obs)} frames sampled every {every:g} s "
-            f"({seen.get('play', 0)} with a round counter, {seen.get('other', 0)} unrecognised)")
+            f"({seen.get('play', 0)} with a round counter, {seen.get('other', 0)} unrecognised"
+            + (f"; refused: {'; '.join(refused)[:300]}" if refused else "") + ")")
 
     # boundaries to refine: into each result run, into each round's gameplay, out of results
     clock["refine"] = time.perf_counter()
@@ -366,9 +411,11 @@ def segment_video(path: Path | str, config: SegmentConfig | None = None, transcr
         first_idx = index_of[run[0].time]
         between = obs[prev_run_end_idx + 1:first_idx]
         play_rounds = [o.round for o in between if o.kind == "play"]
-        k = _consensus(play_rounds)
+        # the round being played just before the result (a refused sponsor card may split a round)
+        last_play = next((o for o in reversed(between) if o.kind == "play"), None)
+        k = last_play.round if last_play is not None else None
         plan = {"run": run, "k": k, "between": between, "first_idx": first_idx,
-                "prev_end_idx": prev_run_end_idx}
+                "prev_end_idx": prev_run_end_idx, "play_rounds": play_rounds}
         if k is None and counter_on_results:
             k = _consensus([o.round for o in run])
             plan["k_from_result"] = k
@@ -377,7 +424,7 @@ def segment_video(path: Path | str, config: SegmentConfig | None = None, transcr
             if counter_on_results:
                 pred = (lambda c: reader.result(c) is not None)
             elif before.kind == "play":
-                pred = (lambda c, r=before.round: reader.counter(c) is None or reader.counter(c)[0] != r)
+                pred = (lambda c, r=before.round: _round_of(reader, c) != r and reader.result(c) is not None)
             else:
                 pred = (lambda c: reader.counter(c) is None and reader.result(c) is not None)
             boundaries[("guess", n)] = Boundary(before.time, run[0].time, pred)
@@ -387,7 +434,7 @@ def segment_video(path: Path | str, config: SegmentConfig | None = None, transcr
             if fp_idx > 0:
                 boundaries[("start", n)] = Boundary(
                     obs[fp_idx - 1].time, first_play.time,
-                    lambda c, r=k: (reader.counter(c) or (None,))[0] == r and (
+                    lambda c, r=k: _round_of(reader, c) == r and (
                         not counter_on_results or reader.result(c) is None))
             plan["first_play"] = first_play
         last_idx = index_of[run[-1].time]
@@ -396,7 +443,7 @@ def segment_video(path: Path | str, config: SegmentConfig | None = None, transcr
             if counter_on_results:
                 pred = (lambda c: reader.result(c) is None)
             elif nxt.kind == "play":
-                pred = (lambda c, r=nxt.round: (reader.counter(c) or (None,))[0] == r)
+                pred = (lambda c, r=nxt.round: _round_of(reader, c) == r)
             else:
                 pred = (lambda c: reader.counter(c) is not None or reader.result(c) is None)
             boundaries[("result_end", n)] = Boundary(run[-1].time, nxt.time, pred)
@@ -407,23 +454,37 @@ def segment_video(path: Path | str, config: SegmentConfig | None = None, transcr
     clock["assemble"] = time.perf_counter()
     cues = transcript_cues(transcript) + chapter_cues(chapters)
     rounds: list[RoundSpan] = []
+    hud_scores: list[int | None] = []
     for n, plan in enumerate(plans):
         run = plan["run"]
-        evidence = []
+        evidence, disagreements = [], []
         guess_b = boundaries.get(("guess", n))
         guess_s = guess_b.time if guess_b else run[0].time
         evidence.append(f"ocr:result@{guess_s:.1f}")
         k = plan["k"]
+        plays = [o for o in plan["between"] if o.kind == "play" and o.round == k]
         if plan.get("first_play") is not None:
-            total = _consensus([o.total for o in plan["between"] if o.kind == "play"])
+            total = _consensus([o.total for o in plays])
             evidence.append(f"ocr:round-counter {k}/{total}@{plan['first_play'].time:.1f}")
+            others = sorted({r for r in plan["play_rounds"] if r != k})
+            if others:
+                disagreements.append(f"round counter also read {others} before this result screen (kept {k}, "
+                                     f"the last one read)")
         elif plan.get("k_from_result") is not None:
             evidence.append(f"ocr:round-counter {k} on result screen@{run[0].time:.1f}")
+        hud_scores.append(_consensus([o.score for o in plays]) if plays else None)
         prev_guess = rounds[-1].guess_s if rounds else 0.0
         window_cues = [c for c in cues if prev_guess < c.time < guess_s]
+        hud_k = k
         if k is None:
-            numbered = [c.round for c in window_cues if c.round is not None]
-            k = numbered[0] if numbered else (rounds[-1].round + 1 if rounds else 1)
+            numbered = [c for c in window_cues if c.round is not None]
+            in_order = rounds[-1].round + 1 if rounds else 1
+            k = numbered[0].round if numbered else in_order
+            if numbered and k != in_order:
+                disagreements.append(f"{numbered[0].source} names round {k} ('{numbered[0].text}'@"
+                                     f"{numbered[0].time:.1f}) where the order of result screens gives {in_order}")
+        elif rounds and k != rounds[-1].round + 1:
+            disagreements.append(f"round counter reads {k} after round {rounds[-1].round}")
         start_b = boundaries.get(("start", n))
         if start_b:
             start_s = start_b.time
@@ -438,25 +499,60 @@ def segment_video(path: Path | str, config: SegmentConfig | None = None, transcr
             start_s = 0.0 if n == 0 else rounds[-1].guess_s
             evidence.append("fallback:" + ("video-start" if n == 0 else "previous-guess"))
         for c in window_cues:
-            if c.round in (k, None) and abs(c.time - start_s) <= max(3 * every, 15.0):
+            if abs(c.time - start_s) > max(3 * every, CUE_NEAR_START_S):
+                continue
+            if c.round in (k, None):
                 evidence.append(f"{c.source}:'{c.text}'@{c.time:.1f}" if c.source == "transcript"
                                 else f"chapter:{c.text}")
-        points = _consensus([o.points for o in run])
+            elif hud_k is not None:  # the transcript is independent of the HUD: say where they part
+                disagreements.append(f"{c.source} names round {c.round} ('{c.text}'@{c.time:.1f}) "
+                                     f"where the round counter reads {hud_k}")
+        readings = [o.points for o in run if o.points is not None]
+        points = _consensus(readings)
         distance = _consensus([o.distance_km for o in run])
+        if len(set(readings)) > 1:
+            disagreements.append(f"result screen read as {sorted(set(readings))} points (kept {points}, "
+                                 "the most frequent / last)")
         if points is not None:
             evidence.append(f"ocr:points {points}@{run[0].time:.1f}")
+        elif any(o.points is None and o.distance_km is None for o in run):
+            pass
         if distance is not None:
             evidence.append(f"ocr:distance {distance:g} km@{run[0].time:.1f}")
+        elif points == 0:
+            evidence.append("ocr:no distance shown (timed out, no guess)")
         if rounds:
             rounds[-1].end_s = min(max(start_s, rounds[-1].guess_s), rounds[-1].end_s)
         start_s = min(start_s, guess_s)
         rounds.append(RoundSpan(round=int(k), start_s=round(start_s, 3), guess_s=round(guess_s, 3),
                                 end_s=round(info.duration_s, 3), points=points, distance_km=distance,
-                                evidence=evidence))
+                                evidence=evidence, disagreements=disagreements))
+    _check_score_deltas(rounds, hud_scores)
     clock["end"] = time.perf_counter()
     names = list(clock)
     seconds = {names[i]: round(clock[names[i + 1]] - clock[names[i]], 3) for i in range(len(names) - 1)}
-    return SegmentResult(rounds, obs, info.duration_s, reader.stats, seconds, reader.cache_hits, sampling)
+    return SegmentResult(rounds, obs, info.duration_s, reader.stats, seconds, reader.cache_hits, sampling, refused)
+
+
+def _check_score_deltas(rounds: list[RoundSpan], hud_scores: list[int | None]) -> None:
+    """The HUD's running score rises by each round's points: a second reading of them.
+
+    Where the result screen's points were unreadable the rise stands in (said in the evidence);
+    where both exist and differ, the round records it."""
+    for i in range(len(rounds) - 1):
+        before, after = hud_scores[i], hud_scores[i + 1]
+        if before is None or after is None or rounds[i + 1].round != rounds[i].round + 1:
+            continue
+        rise = after - before
+        span = rounds[i]
+        if span.points is None and 0 <= rise <= 5000:
+            span.points = rise
+            span.evidence.append(f"ocr:hud-score rose {before}→{after} (result screen points unreadable)")
+        elif span.points is not None and rise != span.points:
+            span.disagreements.append(f"result screen reads {span.points} points but the HUD score rose "
+                                      f"{before}→{after} (+{rise})")
+        elif span.points is not None:
+            span.evidence.append(f"ocr:hud-score +{rise}")
 
 
 def _recover_missed_results(path: Path, info: VideoInfo, obs: list[Observation], runs: list[list[Observation]],
@@ -475,7 +571,8 @@ def _recover_missed_results(path: Path, info: VideoInfo, obs: list[Observation],
                 continue
             res = reader.result(crops)
             if res is not None:
-                o = Observation(t, "result", points=res.points, distance_km=res.distance_km, text=res.text)
+                o = Observation(t, "result", points=res.points, distance_km=res.distance_km, text=res.text,
+                                button=res.button)
                 crops_at[t] = crops
                 found.append(o)
         if found:

@@ -145,3 +145,21 @@ def test_a_processor_that_needs_torchvision_says_how_to_get_it(tmp_path):
     with pytest.raises(ImportError, match=r"naviclues\[qwen\]") as err:
         load_vlm("transformers", str(folder))
     assert str(folder) in str(err.value) and "torchvision" in str(err.value).lower()
+
+
+def test_openai_backend_sends_openai_api_key_only_to_openai(images, monkeypatch):
+    """OPENAI_API_KEY in the environment never reaches another host; a key named for the server does."""
+    from navig.backends.openai_backend import OpenAIVLM
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-real-openai-key")
+    monkeypatch.setenv("LOCAL_VLLM_KEY", "local-server-key")
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with openai_server(lambda body: "ok") as server:
+        OpenAIVLM("m", base_url=server.url + "/v1", max_attempts=1).generate([VLMRequest([images[0]], "a")])
+        OpenAIVLM("m", base_url=server.url + "/v1", api_key_env="LOCAL_VLLM_KEY",
+                  max_attempts=1).generate([VLMRequest([images[0]], "b")])
+        sent = [r["headers"].get("authorization") for r in server.requests]
+    assert sent == ["Bearer EMPTY", "Bearer local-server-key"]
+    # with no base_url at all (nor OPENAI_BASE_URL) the client talks to OpenAI and carries its key
+    default = OpenAIVLM("m", max_attempts=1).client
+    assert str(default.base_url).startswith("https://api.openai.com/") and default.api_key == "sk-real-openai-key"

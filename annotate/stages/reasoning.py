@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,6 +33,7 @@ from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attem
 from annotate.config import CluesConfig, ReasoningConfig
 from annotate.records import Clue
 from annotate.text import clean, split_sentences, strip_asr_tags, tidy_spoken, to_sentence_case
+from naviclues.api_keys import api_key_for
 from naviclues.fsutil import atomic_write_json
 
 if TYPE_CHECKING:
@@ -265,7 +265,7 @@ class OpenAIChatWriter:
 
     def _post(self, payload: dict[str, Any]) -> str:
         url = self.config.base_url.rstrip("/") + "/chat/completions"
-        api_key = os.environ.get(self.config.api_key_env, "")
+        api_key = api_key_for(self.config.base_url, self.config.api_key_env)  # OPENAI_API_KEY: api.openai.com only
 
         def log_retry(state: RetryCallState) -> None:
             log.warning("chat completion attempt %d failed (%s); retrying", state.attempt_number,

@@ -5,7 +5,8 @@ errors (connection, timeout, 429, 5xx) are retried with exponential backoff (ten
 request succeeds or fails on its own: `generate_each` answers a `VLMError` for a request that
 still fails after its retries while the others of the batch keep their answers. With an
 adapter, Reasoner requests name the adapter as the model, which is how vLLM serves LoRA modules
-(`--lora-modules name=path`). The API key is read from an environment variable and never logged.
+(`--lora-modules name=path`). The API key is read from an environment variable and never logged;
+`OPENAI_API_KEY` is sent to api.openai.com only, a variable named with `api_key_env` to `base_url`.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from PIL import Image
 
 from navig.backends.base import VLM, VLMError, VLMRequest, VLMRequestError
+from naviclues.api_keys import OPENAI_BASE_URL, api_key_for
 
 
 def image_data_url(image: Image.Image, quality: int = 90) -> str:
@@ -37,8 +39,10 @@ class OpenAIVLM(VLM):
         self.adapter = adapter
         self.concurrency = max(1, concurrency)
         self.max_attempts = max(1, max_attempts)
-        # vLLM accepts any key; OpenAI needs the real one from the environment
-        api_key = os.environ.get(api_key_env) or "EMPTY"
+        # the SDK would itself read OPENAI_BASE_URL / OPENAI_API_KEY: resolve both here, so the key
+        # goes only to the host it is for (naviclues.api_keys); vLLM accepts any placeholder
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL
+        api_key = api_key_for(base_url, api_key_env) or "EMPTY"
         self.client = OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0)
 
     @property

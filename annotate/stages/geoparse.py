@@ -207,6 +207,26 @@ class GeoParse:
     evidence: list[str] = field(default_factory=list)
     error: str | None = None  # set when nothing could be parsed (empty transcript, no mention)
     ranked: list[tuple[str, float]] = field(default_factory=list)  # every country named, best score first
+    # per candidate country: its evidence, each {"phrase", "mention", "kind", "token", "time_s", "weight"}
+    candidates: dict[str, list[dict]] = field(default_factory=dict)
+
+
+@dataclass
+class RoundTalk:
+    """One round's talk as the parser reads it: mentions (with resolved country and rule weight) and
+    the structure around them. Both the rule scores and the learned ranker's features come from here."""
+
+    tokens: list[str]
+    token_times: list[float] | None = None
+    mentions: list[Mention] = field(default_factory=list)
+    guess_index: int | None = None  # guess/reveal point (from guess_s, else detected); None = not found
+    guess_known: bool = False  # guess_index comes from a known guess time
+    bounds: tuple[int, int] = (0, 0)  # this round's token range inside the window
+    revealed: Mention | None = None  # named behind a reveal phrase after the guess (or the opening result)
+    opening: Mention | None = None  # the window opens with this round's result (`_opening_result`)
+    first_after_reveal: Mention | None = None
+    rule_scores: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
 
 
 _NAME_KINDS = frozenset({"name", "demonym", "language", "misspelling"})
@@ -296,9 +316,15 @@ def _has_cue(context: str, cues: tuple[str, ...]) -> bool:
 
 
 class Geoparser:
-    def __init__(self, config: GeoparseConfig | None = None, weights: CueWeights = WEIGHTS):
+    def __init__(self, config: GeoparseConfig | None = None, weights: CueWeights = WEIGHTS, ranker="default"):
+        """`ranker`: a fitted `geoparse_ranker.CandidateRanker`, "default" (the shipped weights) or None
+        (the hand-set rule scores alone)."""
         self.config = config or GeoparseConfig()
         self.weights = weights
+        if ranker == "default":
+            from annotate.stages.geoparse_ranker import default_ranker
+            ranker = default_ranker()
+        self.ranker = ranker
         self.index = _mention_index(self.config.min_city_population, self.config.min_single_word_city_population)
         self.max_len = max((len(k.split()) for k in self.index), default=1)
 
@@ -327,27 +353,30 @@ class Geoparser:
         return found
 
     # --- scoring --------------------------------------------------------------------------
-    def predict(self, transcript: str | list[dict], guess_s: float | None = None,
-                round_number: int | None = None) -> GeoParse:
-        """Country (and city/region) of one round. `transcript`: text, or word records with start
+    def analyse(self, transcript: str | list[dict], guess_s: float | None = None,
+                round_number: int | None = None) -> RoundTalk:
+        """Every mention of one round with its resolved country, rule weight and the talk's structure
+        (round bounds, guess point, the reveal). `transcript`: text, or word records with start
         times; `guess_s`: when the guess was made (word times only); `round_number`: the round's
         number in its game (1–5), which lets a spoken "round three" mark where this round starts."""
         if isinstance(transcript, list):
             words = [w for w in transcript if str(w.get("text", "")).strip()]
-            text = " ".join(str(w["text"]) for w in words)
             tokens, token_times = [], []
             for w in words:
                 for t in _tokens(str(w["text"])):
                     tokens.append(t)
                     token_times.append(float(w.get("start", 0.0)))
         else:
-            text = transcript or ""
-            tokens, token_times = _tokens(text), None
+            tokens, token_times = _tokens(transcript or ""), None
+        talk = RoundTalk(tokens=tokens, token_times=token_times)
         if not tokens:
-            return GeoParse(None, None, None, None, 0.0, [], error="empty transcript")
+            talk.error = "empty transcript"
+            return talk
         mentions = _without_repeats(self.mentions(tokens))
+        talk.mentions = mentions
         if not mentions:
-            return GeoParse(None, None, None, None, 0.0, [], error="no place mentioned")
+            talk.error = "no place mentioned"
+            return talk
         guess_index = self._guess_index(tokens, token_times, guess_s)
         guess_known = guess_index is not None
         bounds = _round_bounds(tokens, round_number)
@@ -373,39 +402,77 @@ class Geoparser:
                 m.kind, m.place = chosen[1], chosen[3]
                 m.weight = self._weight(m, tokens, guess_index, guess_known, bounds)
                 scores[m.code] += m.weight
+        talk.guess_index, talk.guess_known, talk.bounds = guess_index, guess_known, bounds
         if guess_index is not None:
-            self._boost_first_after_reveal(mentions, scores, guess_index, bounds)
+            talk.first_after_reveal = self._boost_first_after_reveal(mentions, scores, guess_index, bounds)
         revealed = self._revealed(mentions, tokens, guess_index, bounds)
         opening = None if guess_known else self._opening_result(mentions, tokens, guess_index, revealed)
+        talk.revealed, talk.opening = revealed, opening
         if opening is not None:
             # the window opens with this round's result and then holds the whole next round
             scores[opening.code] = max(scores.values()) + 1.0
-            revealed = opening
+            talk.revealed = opening
         elif revealed is not None:
             # the answer said out loud after the guess ("oh it was Malaysia") settles it
             scores[revealed.code] = max(scores.values()) + abs(revealed.weight) + 1.0
+        talk.rule_scores = dict(scores)
+        return talk
+
+    def predict(self, transcript: str | list[dict], guess_s: float | None = None,
+                round_number: int | None = None) -> GeoParse:
+        """Country (and city/region) of one round (see `analyse` for the arguments). Countries are
+        ranked by the learned ranker when the parser has one (`ranker`), else by the rule scores."""
+        talk = self.analyse(transcript, guess_s, round_number)
+        if talk.error == "empty transcript":
+            return GeoParse(None, None, None, None, 0.0, [], error=talk.error)
+        if talk.error:
+            return GeoParse(None, None, None, None, 0.0, [], error=talk.error)
+        mentions, tokens = talk.mentions, talk.tokens
+        if self.ranker is not None:
+            from annotate.stages.geoparse_ranker import round_features
+            features = round_features(talk)
+            scores = self.ranker.scores(features)
+            contributions = self.ranker.mention_contributions(features)
+        else:
+            scores, contributions = talk.rule_scores, {id(m): m.weight for m in mentions}
         ranked = sorted(scores.items(), key=lambda kv: -kv[1])
         best_code, best_score = ranked[0]
-        if best_score <= 0:
+        if self.ranker is None and best_score <= 0:
             return GeoParse(None, None, None, None, 0.0, [m.text for m in mentions], error="only negated mentions")
-        positive = sum(max(s, 0.0) for _, s in ranked)
+        if self.ranker is not None:
+            confidence = self.ranker.probabilities(scores)[best_code]
+        else:
+            positive = sum(max(s, 0.0) for _, s in ranked)
+            confidence = best_score / positive if positive else 0.0
         country = gazetteer.country_by_code(best_code)
         support = [m for m in mentions if m.code == best_code and m.weight > 0]
         city = _most_weighted(m for m in support if m.kind == "city")
         region = _most_weighted(m for m in support if m.kind == "region")
-        evidence = [f"{m.text} ({m.kind}, w={m.weight:.2f})" for m in sorted(support, key=lambda m: -m.weight)[:6]]
+        evidence = [f"{m.text} ({m.kind}, w={contributions.get(id(m), m.weight):.2f})"
+                    for m in sorted(support, key=lambda m: -contributions.get(id(m), m.weight))[:6]]
+        opening, revealed = talk.opening, talk.revealed
         if opening is not None and opening.code == best_code:
             said = " ".join(tokens[:opening.token_index + 1][-12:])
             evidence.insert(0, f"this round's result opens the window: {said}")
         elif revealed is not None and revealed.code == best_code:
             said = " ".join(tokens[max(0, revealed.token_index - 3):revealed.token_index + 1])
             evidence.insert(0, f"revealed after the guess: {said}")
+        by_candidate: dict[str, list[dict]] = defaultdict(list)
+        for m in mentions:
+            if m.code is None:
+                continue
+            by_candidate[m.code].append({
+                "phrase": " ".join(tokens[max(0, m.token_index - 4):m.token_index + len(m.key.split())]),
+                "mention": m.text, "kind": m.kind, "token": m.token_index,
+                "time_s": talk.token_times[m.token_index] if talk.token_times else None,
+                "weight": round(contributions.get(id(m), m.weight), 3)})
         return GeoParse(best_code, country.name if country else best_code, city, region,
-                        round(best_score / positive, 3) if positive else 0.0, evidence,
-                        ranked=[(code, round(score, 3)) for code, score in ranked])
+                        round(confidence, 3), evidence,
+                        ranked=[(code, round(score, 3)) for code, score in ranked],
+                        candidates={code: by_candidate.get(code, []) for code, _ in ranked})
 
     def _boost_first_after_reveal(self, mentions: list[Mention], scores: dict[str, float], guess_index: int,
-                                  bounds: tuple[int, int]) -> None:
+                                  bounds: tuple[int, int]) -> Mention | None:
         """The first country named shortly after the guess/reveal point is usually what the result
         screen showed (the expert reads it out, cue or not: "okay yeah was really far south Thailand")."""
         _, end = bounds
@@ -417,6 +484,7 @@ class Geoparser:
             boosted = first.weight * cw.first_after_reveal
             scores[first.code] += boosted - first.weight
             first.weight = boosted
+        return first
 
     def _opening_result(self, mentions: list[Mention], tokens: list[str], guess_index: int | None,
                         revealed: Mention | None) -> Mention | None:

@@ -8,6 +8,7 @@ counts. Every number in the body is computed here from the built rows and the dr
 from __future__ import annotations
 
 import os
+import re
 import statistics
 from collections import Counter
 from pathlib import Path
@@ -71,6 +72,23 @@ def drop_reason_key(reason: str) -> str:
     return str(reason).split(":", 1)[0].strip() or "unspecified"
 
 
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~])(?:[A-Za-z]:[\\/]|~?/)(?:[^\s/\\'\"]+[\\/])+")
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.I)
+# what a server said: after "HTTP 500:" or "…response:" comes its body
+_SERVER_BODY = re.compile(r"\b(HTTP \d{3}|response|body)\b\s*:.*", re.S | re.I)
+_EXAMPLE_CHARS = 160
+
+
+def public_drop_example(reason: str) -> str:
+    """A drop reason fit for the public card: no local folders (a path keeps its file name), no server
+    URLs, and no server response body after an HTTP status (it can echo prompts, keys or stack traces)."""
+    text = _SERVER_BODY.sub(r"\1 (server's text withheld)", str(reason))
+    text = _URL.sub("<url>", text)
+    text = _ABSOLUTE_PATH.sub("…/", text)
+    text = " ".join(text.split())
+    return text if len(text) <= _EXAMPLE_CHARS else text[: _EXAMPLE_CHARS - 1] + "…"
+
+
 def _numeric_summary(values: list[float]) -> dict[str, Any]:
     if not values:
         return {"count": 0}
@@ -116,7 +134,7 @@ def compute_stats(dataset_dict: DatasetDict, drops: list[dict], *, filters_appli
         for reason in record.get("reasons", []):
             key = drop_reason_key(reason)
             reason_counts[key] += 1
-            reason_examples.setdefault(key, str(reason))
+            reason_examples.setdefault(key, public_drop_example(reason))
     points = [float(r["points"]) for r in rows if r.get("points") is not None]
     distances = [float(r["distance_km"]) for r in rows if r.get("distance_km") is not None]
     reasoning_chars = [len(r["reasoning"] or "") for r in rows]
@@ -370,4 +388,4 @@ def write_card(
     return text
 
 
-__all__ = ["compute_stats", "card_data", "drop_reason_key", "relink_plots", "render_body", "write_card", "write_plots"]
+__all__ = ["compute_stats", "card_data", "drop_reason_key", "public_drop_example", "relink_plots", "render_body", "write_card", "write_plots"]

@@ -18,7 +18,7 @@ from typing import Sequence
 from rapidfuzz import fuzz
 
 # characters OCR returns for digits on GeoGuessr's fonts, and the digit each stands for
-_LOOKALIKE_DIGITS = str.maketrans({"O": "0", "o": "0", "D": "0", "Q": "0", "I": "1", "l": "1", "|": "1",
+_LOOKALIKE_DIGITS = str.maketrans({"O": "0", "o": "0", "D": "0", "Q": "0", "I": "1", "l": "1", "L": "1", "|": "1",
                                    "!": "1", "S": "5", "B": "8", "Z": "2"})
 _D = r"[0-9ODQIl|!SBZo]"  # one digit as OCR may return it
 # a number as displayed: 4,874 / 4.874 / 4 874 / 4874 / 12.3 (starts with a real or look-alike digit)
@@ -36,7 +36,8 @@ _ROUND_WORD = r"R[O0Q][UV]N[DO0]"
 _COUNTER = re.compile(rf"{_ROUND_WORD}:?({_D}{{1,2}}?)(?:/|\\|\||I|L|OF)({_D}{{1,2}}?)(?![0-9])")
 # a bare "1 / 5" (the ROUND label on its own line, or lost)
 _FRACTION = re.compile(rf"(?<![0-9,.])({_D}{{1,2}})\s*/\s*({_D}{{1,2}})(?![0-9,.])")
-_SCORE = re.compile(rf"S[C(]?[O0]RE:?({_D}{{1,3}}(?:[,.]?{_D}{{3}})*)(?![0-9])")
+_D_UPPER = r"[0-9ODQIL|!SBZ]"  # the same on upper-cased text (where 'l' became 'L')
+_SCORE = re.compile(rf"S[C(]?[O0]RE:?({_D_UPPER}{{1,3}}(?:[,.]?{_D_UPPER}{{3}})*)(?![0-9])")
 _MAP = re.compile(r"MAP:?(.+?)(?=\||" + _ROUND_WORD + "|$)")
 
 # buttons of a round's result screen (letters only, as OCR squashes them)

@@ -83,13 +83,52 @@ def is_raw_option_key(key: str) -> bool:
     return bool(_RAW_OPTION_KEY.search(str(key)))
 
 
+# yt-dlp options the download stage sets itself: the files must land at media/video.<ext> in the
+# video's folder, one video per URL, with info.json written sanitised by the stage (yt-dlp's own
+# would carry cookies and headers). A user value would be silently overridden, so it is refused.
+PIPELINE_YTDLP_OPTIONS = {
+    "outtmpl": "files are named media/video.<ext> inside each video's folder",
+    "paths": "files go to the video's own folder under the run's output",
+    "skip_download": "the download stage downloads",
+    "simulate": "the download stage downloads",
+    "extract_flat": "discover lists channels flat on its own; a download resolves one video",
+    "noplaylist": "a video URL is downloaded as that one video",
+    "writeinfojson": "info.json is written by the stage, without cookies or headers",
+}
+# yt-dlp options the stage has defaults for and a user value replaces (see collect.stages.download)
+USER_YTDLP_CHOICES = ("format", "merge_output_format", "subtitleslangs")
+
+
 class DownloadConfig(_Section):
-    max_height: int = Field(720, ge=1, description="pixels; the best video at most this tall")
+    max_height: int = Field(720, ge=1, description="pixels; the best video at most this tall (unless "
+                            "ytdlp_options.format chooses the format itself)")
     retries: int = Field(3, ge=0, description="retries after the first attempt")
     backoff_s: float = Field(2.0, ge=0)
     requests_per_s: float = Field(2.0, ge=0, description="global rate limit across one run; 0 = unlimited")
-    # passed straight to yt_dlp.YoutubeDL(params): cookiefile, sleep_interval, proxy, ratelimit…
+    # passed straight to yt_dlp.YoutubeDL(params): cookiefile, sleep_interval, proxy, ratelimit…; `format`,
+    # `merge_output_format` and `subtitleslangs` replace the stage's own choice; PIPELINE_YTDLP_OPTIONS are refused
     ytdlp_options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("ytdlp_options")
+    @classmethod
+    def _no_pipeline_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        owned = [k for k in options if k in PIPELINE_YTDLP_OPTIONS]
+        if owned:
+            raise ValueError("; ".join(f"ytdlp_options.{k} cannot be set: {PIPELINE_YTDLP_OPTIONS[k]}" for k in owned))
+        out = dict(options)
+        for key in ("format", "merge_output_format"):
+            if key in out and (not isinstance(out[key], str) or not out[key].strip()):
+                raise ValueError(f"ytdlp_options.{key} is {out[key]!r}: expected yt-dlp's text form (e.g. "
+                                 f"{'bv*+ba/b' if key == 'format' else 'mkv'})")
+        if "subtitleslangs" in out:
+            langs = out["subtitleslangs"]
+            if isinstance(langs, str):  # the CLI's comma-separated form
+                langs = [part.strip() for part in langs.split(",") if part.strip()]
+            if not isinstance(langs, list) or not langs or not all(isinstance(x, str) and x for x in langs):
+                raise ValueError(f"ytdlp_options.subtitleslangs is {out['subtitleslangs']!r}: expected a list of "
+                                 "language codes or regexes (e.g. [en, de])")
+            out["subtitleslangs"] = langs
+        return out
 
     @field_validator("ytdlp_options")
     @classmethod

@@ -174,3 +174,9 @@ def test_discover_still_guards_unvalidated_configs():
         discover([], DiscoverConfig.model_construct(date_after="2024-01-01"), {})
     with pytest.raises(ValueError, match="invalid regular expression"):
         discover([], DiscoverConfig.model_construct(title_regex="("), {})
+
+
+def test_an_overridden_ytdlp_option_is_a_configuration_error():
+    proc = run_cli(["config", "--set", "download.ytdlp_options.outtmpl=clip.mp4"])
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "configuration error" in proc.stderr and "ytdlp_options.outtmpl cannot be set" in proc.stderr

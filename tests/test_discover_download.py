@@ -233,3 +233,46 @@ def test_truncated_faststart_mp4_is_reported(tmp_path):
     path.write_bytes(data[: len(data) // 3])
     with pytest.raises(CorruptMediaError, match="fast.mp4 is truncated or corrupt: "):
         probe_media(path)
+
+
+@pytest.fixture(scope="module")
+def two_language_corpus(tmp_path_factory, corpus) -> Path:
+    root = tmp_path_factory.mktemp("two_languages")
+    (root / "media").mkdir()
+    (root / "media" / "dubbed.mp4").write_bytes((corpus / "media" / "good.mp4").read_bytes())
+    (root / "media" / "dubbed.en.vtt").write_text("WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nthis is Peru\n")
+    (root / "media" / "dubbed.de.vtt").write_text("WEBVTT\n\n00:00:00.000 --> 00:00:01.000\ndas ist Peru\n")
+    (root / "videos.json").write_text(json.dumps([{"id": "dubbed", "title": "GeoGuessr play along", "duration": 2,
+                                                   "description": f"https://www.geoguessr.com/challenge/{TOKEN}"}]))
+    return root
+
+
+def test_user_subtitle_languages_and_format_are_honoured(two_language_corpus, tmp_path):
+    with DemoServer(two_language_corpus) as server:
+        video = Video(id="dubbed", url=server.watch_url("dubbed"))
+        default = DownloadStage()(_ctx(tmp_path / "a", video))
+        german = _ctx(tmp_path / "b", video, ytdlp_options={"subtitleslangs": ["de"]})
+        chosen = DownloadStage()(german)
+        impossible = DownloadStage()(_ctx(tmp_path / "c", video, ytdlp_options={"format": "bv*[height>=5000]"}))
+    assert default.status == "done" and default.outputs["captions"] == ["manual"]
+    assert read_json(tmp_path / "a" / "out" / "videos" / "dubbed" / layout.MEDIA_JSON)["caption_languages"] == \
+        {"manual": "en"}
+    assert chosen.status == "done", chosen.error
+    media = read_json(german.path(layout.MEDIA_JSON))
+    assert media["caption_languages"] == {"manual": "de"} and media["captions"]["manual"] == "media/video.de.vtt"
+    assert not german.path("media", "video.en.vtt").exists()
+    # the user's format selector is the one yt-dlp applies (nothing is that tall), not max_height's
+    assert impossible.status == "failed" and "requested format is not available" in impossible.error.message.lower()
+
+
+def test_options_the_stage_owns_are_refused():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"ytdlp_options.outtmpl cannot be set: files are named media/video"):
+        load_config(overrides={"download": {"ytdlp_options": {"outtmpl": "%(title)s.%(ext)s"}}}, env={})
+    with pytest.raises(ValidationError, match=r"ytdlp_options.writeinfojson cannot be set"):
+        load_config(overrides={"download": {"ytdlp_options": {"writeinfojson": True}}}, env={})
+    with pytest.raises(ValidationError, match=r"ytdlp_options.subtitleslangs is 5"):
+        load_config(overrides={"download": {"ytdlp_options": {"subtitleslangs": 5}}}, env={})
+    cfg = load_config(overrides={"download": {"ytdlp_options": {"subtitleslangs": "en, de"}}}, env={})
+    assert cfg.download.ytdlp_options["subtitleslangs"] == ["en", "de"]  # the CLI's comma form

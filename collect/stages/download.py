@@ -1,7 +1,8 @@
 """Download: one yt-dlp call per video → `media/` + `media.json` + a sanitised `info.json`.
 
 Video capped at `download.max_height` plus the best audio (merged into mp4 with the
-imageio-ffmpeg binary), English subtitles (manual, else automatic) as WebVTT. File names
+imageio-ffmpeg binary), English subtitles (manual, else automatic) as WebVTT; a user's
+`ytdlp_options` `format` / `merge_output_format` / `subtitleslangs` replace those choices. File names
 are fixed (`media/video.<ext>`, `media/video.<lang>.vtt`); a title from the internet never
 chooses a path. The downloaded file is checked with ffmpeg (every packet demuxed, the first
 second decoded), so a truncated or corrupt file is reported here rather than deep in segment.
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from collect import layout
+from collect.config import USER_YTDLP_CHOICES
 from collect.clients.youtube import (YouTubeClient, ffmpeg_exe, format_selector, public_options, redact,
                                      sanitize_info)
 from naviclues.fsutil import atomic_write_json, fingerprint, inside, read_json
@@ -70,9 +72,11 @@ def probe_media(path: Path | str, timeout_s: float = 120.0) -> MediaProbe:
     return MediaProbe(duration_s=duration, has_video=has_video, has_audio=has_audio)
 
 
-def download_params(media_dir: Path, max_height: int) -> dict[str, Any]:
-    """The yt-dlp parameters the stage fixes (user options are merged underneath)."""
-    return {
+def download_params(media_dir: Path, max_height: int, user_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The yt-dlp parameters the stage sets (they win over user options, which are merged underneath),
+    except the choices a user may make (`USER_YTDLP_CHOICES`: format, merge format, subtitle
+    languages), where the user's value is used. Options the stage must own are refused by the config."""
+    params = {
         "format": format_selector(max_height),
         "merge_output_format": "mp4",
         "writesubtitles": True,
@@ -86,6 +90,10 @@ def download_params(media_dir: Path, max_height: int) -> dict[str, Any]:
         "overwrites": False,
         "continuedl": True,
     }
+    for key in USER_YTDLP_CHOICES:
+        if key in (user_options or {}):
+            params[key] = user_options[key]
+    return params
 
 
 CORRUPT_SUFFIX = ".corrupt"
@@ -164,7 +172,7 @@ class DownloadStage(Stage):
         client = YouTubeClient(cfg.ytdlp_options, retries=cfg.retries, backoff_s=cfg.backoff_s,
                                requests_per_s=cfg.requests_per_s)
         try:
-            info = client.download(ctx.video.url, download_params(media_dir, cfg.max_height))
+            info = client.download(ctx.video.url, download_params(media_dir, cfg.max_height, cfg.ytdlp_options))
         except Exception as exc:
             return StageOutcome.failed(self.name, f"download of {ctx.video.id} failed: {redact(str(exc))}",
                                        type(exc).__name__)

@@ -95,6 +95,8 @@ PIPELINE_YTDLP_OPTIONS = {
     "noplaylist": "a video URL is downloaded as that one video",
     "writeinfojson": "info.json is written by the stage, without cookies or headers",
 }
+# the value the stage uses anyway: saying it is harmless
+_AS_THE_PIPELINE_SETS = {"noplaylist": True, "writeinfojson": False, "skip_download": False, "simulate": False}
 # yt-dlp options the stage has defaults for and a user value replaces (see collect.stages.download)
 USER_YTDLP_CHOICES = ("format", "merge_output_format", "subtitleslangs")
 
@@ -112,7 +114,8 @@ class DownloadConfig(_Section):
     @field_validator("ytdlp_options")
     @classmethod
     def _no_pipeline_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        owned = [k for k in options if k in PIPELINE_YTDLP_OPTIONS]
+        owned = [k for k, v in options.items() if k in PIPELINE_YTDLP_OPTIONS
+                 and not (k in _AS_THE_PIPELINE_SETS and v is _AS_THE_PIPELINE_SETS[k])]
         if owned:
             raise ValueError("; ".join(f"ytdlp_options.{k} cannot be set: {PIPELINE_YTDLP_OPTIONS[k]}" for k in owned))
         out = dict(options)
@@ -182,6 +185,8 @@ class FramesConfig(_Section):
                                 "0 = exact repeats only, -1 = keep every frame")
     crop_ui: bool = True
     jpeg_quality: int = Field(90, ge=1, le=100)
+    max_side: int = Field(1280, ge=0, description="pixels; frames scaled down in ffmpeg to this longer side "
+                          "(a 1080p download costs about what a 720p one does), 0 = full size")
 
 
 class StreetViewConfig(_Section):

@@ -113,6 +113,17 @@ def test_extra_timestamps(corpus, tmp_path):
     assert times == [0.0, 0.0, 0.0, 10.0, 10.0, 10.0]  # the start, +10 s; past the guess ignored
 
 
+def test_frames_are_scaled_by_ffmpeg_to_max_side(corpus, tmp_path):
+    _, tv = corpus
+    ctx = _staged(corpus, tmp_path, every_s=1000.0, max_side=320, dedupe_hamming=-1)
+    assert FramesStage()(ctx).status == "done"
+    frames = _index(ctx)
+    assert [f.time_s for f in frames] == [r["start_s"] for r in tv["rounds"]]
+    for f in frames:
+        with Image.open(ctx.path(f.path)) as im:
+            assert im.size == (320, 180)  # the demo video is 640x360
+
+
 def test_corrupt_video_and_missing_rounds_fail_clearly(corpus, tmp_path):
     ctx = _staged(corpus, tmp_path)
     media = ctx.path("media", "video.mp4")

@@ -33,8 +33,13 @@ class FilterConfig(_Section):
     min_points: int = 3400
     allow_moving: bool = Field(False, description="False drops rounds where moving was allowed")
     require_english: bool = True
-    transcript_must_agree: bool = Field(False, description="drop rounds whose talk confidently names another country "
-                                        "than the truth (the segment may belong to another round)")
+    truth_must_agree: bool = Field(True, description="drop rounds whose truth the evidence contradicts: the result "
+                                   "screen's points/distance or the OCR'd round counter against the API round "
+                                   "attached, or the talk's country with no screen evidence for the truth")
+    reveal_spill_max_s: float = Field(15.0, ge=0, description="how far into a round the previous round's reveal talk "
+                                      "is looked for (and cut from its clues and reasoning); 0 = never cut")
+    transcript_must_agree: bool = Field(False, description="stricter: also drop rounds whose talk confidently names "
+                                        "another country than the truth even when the screen agrees with it")
     transcript_min_confidence: float = Field(0.6, description="geoparse confidence above which a disagreement drops "
                                              "the round (with transcript_must_agree)")
     min_english_stopword_ratio: float = Field(0.2, description="share of tokens that are English stop words")

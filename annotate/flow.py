@@ -7,6 +7,7 @@ at a time.
 """
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
@@ -20,6 +21,7 @@ from annotate.rounds import assemble_rounds, inputs_fingerprint
 from naviclues.fsutil import atomic_write_text
 
 CITY_RADIUS_KM = 50.0  # a truth point this close to a gazetteer city is "in" it
+TRUTH_EVIDENCE_FILE = "truth_evidence.jsonl"
 
 
 def input_fingerprint(out_dir: Path, settings: dict[str, Any] | None) -> str:
@@ -36,6 +38,16 @@ def truth_place(round_: RoundInput) -> tuple[str | None, str | None]:
     return code, city
 
 
+def write_truth_evidence(out_dir: Path, rounds: list[RoundInput]) -> Path:
+    """OUT/truth_evidence.jsonl: per segmented round, how its truth was attached (what agreed, what
+    disagreed, the API round chosen and its score, the verdict) and any reveal spill cut from it."""
+    lines = [json.dumps({"id": r.id, "video_id": r.video_id, "round": r.round, **(r.truth_evidence or {}),
+                         "reveal_spill": r.reveal_spill}, sort_keys=True) for r in rounds]
+    path = Path(out_dir) / TRUTH_EVIDENCE_FILE
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return path
+
+
 def run_annotate(out_dir: Path, settings: dict[str, Any] | None = None, console: Any = None) -> dict:
     from annotate.build import build_dataset
     from annotate.card import relink_plots
@@ -43,6 +55,7 @@ def run_annotate(out_dir: Path, settings: dict[str, Any] | None = None, console:
     from annotate.stages.clues import ClueExtractor
     from annotate.stages.filter import apply_filters, transcript_disagreement
     from annotate.stages.geoparse import Geoparser
+    from annotate.stages.reveal_spill import cut_reveal_spill
     from annotate.stages.reasoning import ReasoningRequest, make_writer, rewrite
 
     import datasets
@@ -50,10 +63,17 @@ def run_annotate(out_dir: Path, settings: dict[str, Any] | None = None, console:
     datasets.disable_progress_bars()  # the command layer shows its own status
     out_dir = Path(out_dir)
     cfg: AnnotateConfig = load_annotate_config(settings)
-    rounds, drops = assemble_rounds(out_dir)
+    geoparser = Geoparser(cfg.geoparse)
+
+    def talk_country(words: list[dict], guess_s: float, round_number: int) -> str | None:
+        parse = geoparser.predict(words, guess_s=guess_s, round_number=round_number)
+        return parse.country_code if parse.confidence >= cfg.filter.transcript_min_confidence else None
+
+    rounds, drops = assemble_rounds(out_dir, talk_country=talk_country)
+    rounds = cut_reveal_spill(rounds, cfg.filter.reveal_spill_max_s)
+    write_truth_evidence(out_dir, rounds)
 
     kept: list[RoundInput] = []
-    geoparser = Geoparser(cfg.geoparse)
     concluded: dict[str, str] = {}  # round id → the country its talk concludes
     agreement = Counter()
     for r in rounds:
@@ -67,7 +87,7 @@ def run_annotate(out_dir: Path, settings: dict[str, Any] | None = None, console:
                 reasons += transcript_disagreement(parse.country_code, parse.confidence, code, cfg)
         if reasons:
             drop = {"id": r.id, "video_id": r.video_id, "challenge_token": r.challenge_token, "reasons": reasons,
-                    "stage": "filter"}
+                    "stage": "filter", "truth_evidence": r.truth_evidence}
             if code is None and parse is not None and parse.country_code:
                 drop["weak_label"] = {"country_code": parse.country_code, "confidence": parse.confidence}
             drops.append(drop)
@@ -115,6 +135,7 @@ def run_annotate(out_dir: Path, settings: dict[str, Any] | None = None, console:
     summary = result.summary()
     summary["rounds"] = len(rounds)
     summary["kept_after_filters"] = len(kept)
+    summary["truth"] = dict(sorted(Counter((r.truth_evidence or {}).get("verdict", "none") for r in rounds).items()))
     if sum(agreement.values()):
         summary["geoparse_agreement"] = round(agreement["agree"] / sum(agreement.values()), 4)
     return summary

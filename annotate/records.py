@@ -39,6 +39,11 @@ class RoundInput:
     frames: list[str] = field(default_factory=list)  # absolute image paths
     frame_times_s: list[float] = field(default_factory=list)
     panorama: str | None = None  # Street View panorama path when fetched
+    # how the truth was attached (annotate.truth.TruthMatch.to_dict: agreed, disagreed, score, verdict)
+    truth_evidence: dict | None = None
+    # the previous round's reveal talk that ran on into this round's window, cut from `words`
+    # ({"until_s", "text", "markers"}; None when there was none)
+    reveal_spill: dict | None = None
 
     def pre_reveal_text(self) -> str:
         return " ".join(w["text"] for w in self.words if w["start"] < self.guess_s)

@@ -9,15 +9,20 @@ that cannot be assembled becomes a drop with its reason.
 from __future__ import annotations
 
 import logging
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from annotate.records import RoundInput
+from annotate.reverse import reverse
+from annotate.truth import ApiRound, SegmentClaim, align
 from collect import layout
-from naviclues.fsutil import fingerprint, inside, read_json, safe_name
 from collect.records import Challenge, ChallengeRound, RoundSpan, Transcript, Video, from_dict
+from collect.store import RunStore
+from naviclues.fsutil import fingerprint, inside, read_json, safe_name
 
 log = logging.getLogger(__name__)
-from collect.store import RunStore
 
 # files whose change means the dataset must be rebuilt
 _INPUT_FILES = (layout.ROUNDS_JSON, layout.TRANSCRIPT_JSON, layout.CHALLENGE_JSON, layout.FRAMES_INDEX,
@@ -68,7 +73,13 @@ class _Reader:
             raise ValueError(f"{name} is unreadable: {exc}") from None
 
 
-def assemble_rounds(out_dir: Path) -> tuple[list[RoundInput], list[dict]]:
+# (words of the round, guess time, the round's number) → the country its talk concludes, or None
+TalkCountry = Callable[[list[dict], float, int], "str | None"]
+
+
+def assemble_rounds(out_dir: Path, talk_country: TalkCountry | None = None) -> tuple[list[RoundInput], list[dict]]:
+    """Every segmented round of every video, its truth attached by fused evidence (`annotate.truth`);
+    `talk_country` adds the round's talk to that evidence. Drops: videos that cannot be assembled."""
     out_dir = Path(out_dir)
     rounds: list[RoundInput] = []
     drops: list[dict] = []
@@ -76,7 +87,7 @@ def assemble_rounds(out_dir: Path) -> tuple[list[RoundInput], list[dict]]:
     for video in videos:
         folder = inside(out_dir, "videos", safe_name(video.id))
         try:
-            got = _video_rounds(video, folder, _Reader(folder, video.id, status))
+            got = _video_rounds(video, folder, _Reader(folder, video.id, status), talk_country)
         except (ValueError, KeyError, TypeError) as exc:  # a corrupt artifact drops its video, not the build
             drops.append({"id": video.id, "video_id": video.id, "reasons": [f"bad collect artifact: {exc}"],
                           "stage": "collect"})
@@ -89,60 +100,139 @@ def assemble_rounds(out_dir: Path) -> tuple[list[RoundInput], list[dict]]:
     return rounds, drops
 
 
-def _challenge_truth(raw: dict | None) -> tuple[Challenge | None, dict[int, ChallengeRound]]:
-    """The challenge and its rounds' truth by round number. A malformed round loses only its own
-    truth (that round is then dropped as "no truth"), never its video's other rounds."""
+@dataclass(frozen=True)
+class _Truth:
+    """One API round as challenge.json has it; coordinates None when its entry is malformed (the round
+    still takes part in the alignment, so its segment is dropped as "no truth", not given a neighbour's)."""
+
+    round: ChallengeRound | None
+    number: int
+    entry: dict
+
+    def api_round(self) -> ApiRound:
+        code = None
+        if self.round is not None:
+            code = (self.round.country_code or reverse(self.round.lat, self.round.lng).country_code or "").upper() or None
+        return ApiRound(round=self.number, country_code=code, points=_optional_int(self.entry.get("player_points")),
+                        distance_km=_optional_float(self.entry.get("player_distance_km")))
+
+
+def _optional_int(value) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _optional_float(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _challenge_truth(raw: dict | None) -> tuple[Challenge | None, list[_Truth]]:
+    """The challenge and its rounds in play order. A malformed round loses only its own truth
+    (that round is then dropped as "no truth"), never its video's other rounds."""
     if not raw:
-        return None, {}
+        return None, []
     challenge = from_dict(Challenge, {**raw, "rounds": []})
-    truth: dict[int, ChallengeRound] = {}
-    for entry in raw.get("rounds") or []:
+    truth: list[_Truth] = []
+    for position, entry in enumerate(raw.get("rounds") or [], start=1):
+        if not isinstance(entry, dict):
+            log.warning("challenge %s: round entry %r skipped: not an object", challenge.token, entry)
+            continue
+        number = entry.get("round") if isinstance(entry.get("round"), int) else position
         try:
             parsed = from_dict(ChallengeRound, entry)
+            if not all(isinstance(v, (int, float)) for v in (parsed.lat, parsed.lng)):
+                raise ValueError("lat/lng are not numbers")
         except (KeyError, TypeError, ValueError) as exc:
-            log.warning("challenge %s: round entry %r skipped: %s", challenge.token, entry, exc)
-            continue
-        truth[parsed.round] = parsed
-    return challenge, truth
+            log.warning("challenge %s: round entry %r has no usable truth: %s", challenge.token, entry, exc)
+            parsed = None
+        truth.append(_Truth(parsed, number, entry))
+    return challenge, sorted(truth, key=lambda t: t.number)
 
 
-def _video_rounds(video: Video, folder: Path, _read: _Reader) -> list[RoundInput]:
+_SPOKEN_NUMBER = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten".split())}
+_ROUND_IN_CUE = re.compile(r"round\s*(\d{1,2}|" + "|".join(_SPOKEN_NUMBER) + r")\b", re.I)
+
+
+def segment_claim(raw: dict, span: RoundSpan, talk: str | None) -> SegmentClaim:
+    """What rounds.json says about a segment: its number and how it was read, its result screen."""
+    counter = raw.get("round_counter")
+    source = raw.get("round_source") if raw.get("round_source") in ("counter", "cue", "sequence") else None
+    if source is None:
+        evidence = [str(e) for e in (span.evidence or [])]
+        if isinstance(counter, int) and not isinstance(counter, bool) or any(
+                e.startswith("ocr:round-counter") for e in evidence):
+            source = "counter"
+        elif any(_spoken_round(e) == span.round for e in evidence if e.startswith(("transcript:", "chapter:"))):
+            source = "cue"
+        else:
+            source = "sequence"  # previous + 1: says nothing beyond play order
+    number = counter if source == "counter" and isinstance(counter, int) and not isinstance(counter, bool) else span.round
+    return SegmentClaim(round=int(number), round_source=source, points=span.points, distance_km=span.distance_km,
+                        talk_country=talk)
+
+
+def _spoken_round(cue: str) -> int | None:
+    match = _ROUND_IN_CUE.search(cue)
+    if not match:
+        return None
+    word = match.group(1).lower()
+    return int(word) if word.isdigit() else _SPOKEN_NUMBER[word]
+
+
+def _video_rounds(video: Video, folder: Path, _read: _Reader, talk_country: TalkCountry | None = None
+                  ) -> list[RoundInput]:
     rounds: list[RoundInput] = []
-    spans = _read(layout.ROUNDS_JSON)
-    if spans:
-        transcript_raw = _read(layout.TRANSCRIPT_JSON)
-        words = []
-        if transcript_raw:
-            words = [{"text": w.text, "start": w.start, "end": w.end}
-                     for w in from_dict(Transcript, transcript_raw).words()]
-        challenge, truth = _challenge_truth(_read(layout.CHALLENGE_JSON))
-        frames = _read(layout.FRAMES_INDEX) or []
-        panoramas = {int(p["round"]): p["path"] for p in (_read(layout.STREETVIEW_INDEX) or [])
-                     if p.get("path")}
-        for raw in spans:
-            span = from_dict(RoundSpan, raw)
-            true_round = truth.get(span.round)
-            round_frames = sorted((f for f in frames if int(f["round"]) == span.round), key=lambda f: f["time_s"])
-            rounds.append(RoundInput(
-                id=f"{video.id}/{span.round}",
-                video_id=video.id,
-                channel=video.channel,
-                video_url=video.url,
-                challenge_token=challenge.token if challenge else (video.challenge_tokens or [None])[0],
-                round=span.round,
-                start_s=span.start_s,
-                guess_s=span.guess_s,
-                end_s=span.end_s,
-                words=[w for w in words if span.start_s <= w["start"] < span.end_s],
-                lat=true_round.lat if true_round else None,
-                lng=true_round.lng if true_round else None,
-                country_code=true_round.country_code if true_round else None,
-                points=span.points,
-                distance_km=span.distance_km,
-                time_limit_s=challenge.time_limit_s if challenge else None,
-                forbid_moving=challenge.forbid_moving if challenge else None,
-                frames=[str(folder / f["path"]) for f in round_frames],
-                frame_times_s=[float(f["time_s"]) for f in round_frames],
-                panorama=str(folder / panoramas[span.round]) if span.round in panoramas else None,
-            ))
+    raw_spans = _read(layout.ROUNDS_JSON)
+    if not raw_spans:
+        return rounds
+    transcript_raw = _read(layout.TRANSCRIPT_JSON)
+    words = []
+    if transcript_raw:
+        words = [{"text": w.text, "start": w.start, "end": w.end}
+                 for w in from_dict(Transcript, transcript_raw).words()]
+    challenge, truth = _challenge_truth(_read(layout.CHALLENGE_JSON))
+    frames = _read(layout.FRAMES_INDEX) or []
+    panoramas = {int(p["round"]): p["path"] for p in (_read(layout.STREETVIEW_INDEX) or []) if p.get("path")}
+    spans = [from_dict(RoundSpan, raw) for raw in raw_spans]
+    span_words = [[w for w in words if span.start_s <= w["start"] < span.end_s] for span in spans]
+    claims = [segment_claim(raw, span, talk_country(said, span.guess_s, span.round) if talk_country and said else None)
+              for raw, span, said in zip(raw_spans, spans, span_words)]
+    matches = align(claims, [t.api_round() for t in truth])
+    by_number = {t.number: t for t in truth}
+    taken: set[str] = set()
+    for position, (span, said, match) in enumerate(zip(spans, span_words, matches), start=1):
+        true_round = by_number[match.round].round if match.round is not None else None
+        number = match.round if match.round is not None else span.round
+        round_id = f"{video.id}/{number}"
+        if round_id in taken or match.round is None:  # a segment without an API round keeps a distinct id
+            round_id = f"{video.id}/segment{position}"
+        taken.add(round_id)
+        # frames are named by the segment's number; its time window tells two same-numbered segments apart
+        round_frames = sorted((f for f in frames if int(f["round"]) == span.round
+                               and span.start_s <= float(f["time_s"]) <= span.guess_s), key=lambda f: f["time_s"])
+        evidence = match.to_dict()
+        if not truth:
+            evidence["notes"].append("no challenge rounds to attach")
+        rounds.append(RoundInput(
+            id=round_id,
+            video_id=video.id,
+            channel=video.channel,
+            video_url=video.url,
+            challenge_token=challenge.token if challenge else (video.challenge_tokens or [None])[0],
+            round=number,
+            start_s=span.start_s,
+            guess_s=span.guess_s,
+            end_s=span.end_s,
+            words=said,
+            lat=true_round.lat if true_round else None,
+            lng=true_round.lng if true_round else None,
+            country_code=true_round.country_code if true_round else None,
+            points=span.points,
+            distance_km=span.distance_km,
+            time_limit_s=challenge.time_limit_s if challenge else None,
+            forbid_moving=challenge.forbid_moving if challenge else None,
+            frames=[str(folder / f["path"]) for f in round_frames],
+            frame_times_s=[float(f["time_s"]) for f in round_frames],
+            panorama=str(folder / panoramas[match.round]) if match.round in panoramas else None,
+            truth_evidence=evidence if truth else {**evidence, "verdict": "no challenge"},
+        ))
     return rounds

@@ -3,6 +3,9 @@
 `apply_filters(round, config)` returns the reasons a round is dropped (empty list = keep):
 
 * malformed: no truth coordinates, empty transcript, no frames;
+* truth: the evidence the truth was attached by (`annotate.truth`) contradicts it — the result
+  screen's points or distance, or the OCR'd round counter, against the API round; or the talk's
+  country with nothing on screen for the truth (`truth_must_agree`, on by default);
 * paper filters (defaults in `FilterConfig`): moving allowed, a time limit under 30 s (0 or
   None means no limit, which is fine), fewer than 100 pre-reveal words, fewer than 3400 points;
 * language: the pre-reveal transcript must read as English. The check is a stop-word ratio:
@@ -40,8 +43,12 @@ def apply_filters(round_: RoundInput, config: AnnotateConfig | FilterConfig | No
     """Drop reasons of a round (empty = keep). Reasons are stable categories so the card can count them."""
     cfg = config.filter if isinstance(config, AnnotateConfig) else (config or FilterConfig())
     reasons: list[str] = []
+    evidence = round_.truth_evidence or {}
     if round_.lat is None or round_.lng is None:
-        reasons.append("no truth: lat/lng missing")
+        reasons.append("no truth: no challenge round matches this segment" if evidence.get("verdict") == "unmatched"
+                       else "no truth: lat/lng missing")
+    elif cfg.truth_must_agree and evidence.get("verdict") == "disagrees":
+        reasons += list(evidence.get("mismatch_reasons") or [])
     words = pre_reveal_words(round_)
     if not any(str(w.get("text", "")).strip() for w in round_.words):
         reasons.append("empty transcript")

@@ -172,7 +172,7 @@ class ChallengeConfig(_Section):
 
 class SegmentConfig(_Section):
     sample_every: float = Field(6.0, gt=0, description="seconds between OCR samples")
-    refine_step: float = Field(1.0, gt=0, description="seconds; denser sampling near a detected change")
+    refine_step: float = Field(0.25, gt=0, description="seconds; a detected change is located to within this")
     ocr_max_side: int = Field(960, ge=0, description="pixels; OCR frames scaled down to this longer side, 0 = full size")
 
 
@@ -230,6 +230,59 @@ class CollectConfig(_Section):
         data = self.model_dump(mode="json")
         data["download"]["ytdlp_options"] = mask_options(data["download"]["ytdlp_options"])
         return data
+
+
+# credentials a `--demo` run never uses, whatever the environment holds
+DEMO_IGNORED_ENV = ("GEOGUESSR_NCFA", "GOOGLE_MAPS_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "OPENAI_API_KEY",
+                    "OPENAI_BASE_URL")
+_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def is_local_url(url: str | None) -> bool:
+    from urllib.parse import urlparse
+
+    return bool(url) and (urlparse(str(url)).hostname or "") in _LOCAL_HOSTS
+
+
+def demo_config(cfg: "CollectConfig", server_url: str) -> tuple["CollectConfig", list[str]]:
+    """The configuration a `--demo` run uses: no credential and no host but the local demo server.
+
+    The GeoGuessr cookie and Street View key are dropped (the demo server needs neither; without
+    a key the Street View stage asks nothing), the GeoGuessr API is the demo server, yt-dlp
+    credential/proxy options are dropped, and settings that
+    would fetch from the internet (a Whisper model by name, a reasoning server or hub model that
+    is not local) fall back to the offline default. Returns the config and one note per change."""
+    from naviclues.secrets import is_secret_key
+
+    notes: list[str] = []
+    options = dict(cfg.download.ytdlp_options)
+    dropped = sorted(k for k in options if is_secret_key(k))
+    if dropped:
+        notes.append(f"download.ytdlp_options {', '.join(dropped)} ignored (credentials or proxies)")
+    transcript = cfg.transcript
+    if transcript.whisper_model and not Path(transcript.whisper_model).exists():
+        notes.append(f"transcript.whisper_model {transcript.whisper_model!r} ignored (not a local checkpoint)")
+        transcript = transcript.model_copy(update={"whisper_model": None})
+    annotate = dict(cfg.annotate)
+    reasoning = dict(annotate.get("reasoning") or {})
+    backend = reasoning.get("backend", "extractive")
+    if backend == "openai" and not is_local_url(reasoning.get("base_url", "https://api.openai.com/v1")):
+        notes.append("annotate.reasoning backend openai ignored (its server is not local): extractive")
+        reasoning["backend"] = "extractive"
+    elif backend == "transformers" and not (reasoning.get("model") and Path(str(reasoning["model"])).exists()):
+        notes.append("annotate.reasoning backend transformers ignored (the model is not a local folder): extractive")
+        reasoning["backend"] = "extractive"
+    if reasoning:
+        annotate["reasoning"] = reasoning
+    demo = cfg.model_copy(update={
+        "challenge": cfg.challenge.model_copy(update={"api_base": server_url, "ncfa_cookie": None}),
+        "streetview": cfg.streetview.model_copy(update={"api_key": None}),
+        "download": cfg.download.model_copy(update={"ytdlp_options": {k: v for k, v in options.items()
+                                                                       if k not in dropped}}),
+        "transcript": transcript,
+        "annotate": annotate,
+    })
+    return demo, notes
 
 
 ENV_SECRETS = {

@@ -39,7 +39,7 @@ from collect.records import RoundSpan, Transcript, from_dict, to_dict
 from collect.stages.base import Stage, StageOutcome, VideoContext
 from collect.screen_text import (Hud, ScreenReading, parse_counter, parse_distance_km, parse_hud,  # noqa: F401
                                  parse_points, read_result_screen)
-from collect.video import (VideoError, VideoInfo, frames_at, frames_in_windows, probe, sample_every,
+from collect.video import (VideoError, VideoInfo, frames_in_windows, probe, sample_every,
                            sample_keyframes)
 
 # Regions read by OCR, as fractions (x0, y0, x1, y1) of the frame: GeoGuessr's status bar
@@ -391,7 +391,12 @@ def segment_video(path: Path | str, config: SegmentConfig | None = None, transcr
 
     runs = _result_runs(obs, counters_seen, every)
     clock["dense"] = time.perf_counter()
-    runs = _recover_missed_results(path, info, obs, runs, step, max_side, reader, crops_at)
+    scan_step, scanned = min(every, max(step, SCAN_STEP_S)), set()
+    for _ in range(2):  # a second pass only where the first one's findings still leave rounds unseen
+        if counter_on_results or not (counters_seen and _scan_gaps(path, info, obs, runs, max_side, reader, crops_at, scan_step,
+                                             scanned)):
+            break
+        runs = _result_runs(obs, counters_seen, every)
     runs, refused = _refuse_non_rounds(obs, runs, counters_seen, counter_on_results)
     refused = _summaries(obs) + refused
     if not runs:
@@ -555,33 +560,62 @@ def _check_score_deltas(rounds: list[RoundSpan], hud_scores: list[int | None]) -
             span.evidence.append(f"ocr:hud-score +{rise}")
 
 
-def _recover_missed_results(path: Path, info: VideoInfo, obs: list[Observation], runs: list[list[Observation]],
-                            step: float, max_side: int, reader: Reader, crops_at: dict) -> list[list[Observation]]:
-    """Counter went i → j with no result screen sampled between: scan that gap densely."""
-    run_times = [(r[0].time, r[-1].time) for r in runs]
+def _gaps_to_scan(obs: list[Observation], runs: list[list[Observation]]) -> list[tuple[float, float]]:
+    """Stretches between two samples where the HUD counter says rounds went by unseen.
+
+    The counter moving from i to j needs j − i result screens in between; a short round (a few
+    seconds of gameplay, a quick click on NEXT ROUND) can fall between two samples entirely. Also
+    scanned: before the first counter if it is past round 1, and after the last one if the game's
+    total was not reached.
+    """
     plays = [o for o in obs if o.kind == "play"]
-    recovered = []
+    if not plays:
+        return []
+    starts = [r[0].time for r in runs]
+    gaps = []
     for a, b in zip(plays, plays[1:]):
-        if a.round == b.round or any(a.time < s <= b.time for s, _ in run_times):
-            continue
-        times = list(np.arange(a.time + step, b.time - 1e-6, step))
-        found = []
-        for t, crops in frames_at(path, times, max_side=max_side, info=info, transform=_as_crops):
-            if not (a.time < t < b.time) or reader.counter(crops) is not None:
-                continue
-            res = reader.result(crops)
-            if res is not None:
-                o = Observation(t, "result", points=res.points, distance_km=res.distance_km, text=res.text,
-                                button=res.button)
+        if b.round > a.round and sum(a.time < s < b.time for s in starts) < b.round - a.round:
+            gaps.append((a.time, b.time))
+        elif b.round < a.round:  # a misread or a new game: look rather than guess
+            gaps.append((a.time, b.time))
+    first, last = plays[0], plays[-1]
+    if first.round > 1:
+        before = [o.time for o in obs if o.time < first.time]
+        if before:
+            gaps.append((before[-1], first.time))
+    total = _consensus([o.total for o in plays])
+    if total and last.round < total:
+        after = [o.time for o in obs if o.time > last.time and o.kind != "result"]
+        later = [s for s in starts if s > last.time]
+        if after and later:  # the last round seen had its result: the rest came right after
+            gaps.append((last.time, after[0]))
+    return sorted(set(gaps))
+
+
+# gaps are read at this spacing (every frame observed, not bisected: several screens may lie inside)
+SCAN_STEP_S = 1.0
+
+
+def _scan_gaps(path: Path, info: VideoInfo, obs: list[Observation], runs: list[list[Observation]],
+               max_side: int, reader: Reader, crops_at: dict, step: float, scanned: set) -> bool:
+    """Observe the frames of every gap not scanned yet densely, adding them to `obs`; True if any was added."""
+    gaps = [g for g in _gaps_to_scan(obs, runs) if g[1] - g[0] > 1.5 * step and g not in scanned]
+    scanned.update(gaps)
+    if not gaps:
+        return False
+    groups = [list(np.arange(a + step, b - 1e-6, step)) for a, b in gaps]
+    seen = {o.time for o in obs}
+    added = False
+    for (a, b), frames in zip(gaps, frames_in_windows(path, groups, max_side=max_side, info=info,
+                                                        transform=_as_crops)):
+        for t, crops in frames:
+            if a < t < b and t not in seen:
+                obs.append(reader.observe(t, crops))
                 crops_at[t] = crops
-                found.append(o)
-        if found:
-            recovered.append(found)
-    if not recovered:
-        return runs
-    obs.extend(o for run in recovered for o in run)
+                seen.add(t)
+                added = True
     obs.sort(key=lambda o: o.time)
-    return sorted(runs + recovered, key=lambda r: r[0].time)
+    return added
 
 
 # --------------------------------------------------------------------------- the stage

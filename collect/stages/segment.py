@@ -1,25 +1,34 @@
 """`segment`: cut a video into GeoGuessr rounds at the result screens (the NAVIG recipe).
 
 The paper sampled a frame every 6 s and read the result screen ("Next"/"End" button,
-score) with OCR. We do the same, cheaply:
+score) with OCR. We do the same, cheaply, and on the real game's look:
 
-1. one ffmpeg pass pulls a frame at least every `sample_every` s, cropped to two regions
-   only: the round-counter box (top right) and the result panel (bottom centre). Where the
-   stream's keyframes are that dense (YouTube: 2–5 s GOPs) it decodes keyframes only,
-   else it decodes every frame;
-2. OCR reads the counter crop first ("ROUND 2 / 5" ⇒ gameplay of round 2); only frames
-   without a counter get the (bigger) result-panel OCR ("4,873 points", "12.3 km",
-   NEXT / VIEW SUMMARY / END ⇒ result screen). OCR runs as the samples arrive, while
-   ffmpeg decodes the next ones;
-3. every state change is refined by a binary search over frames `refine_step` apart
+1. one ffmpeg pass pulls a frame at least every `sample_every` s, scaled by ffmpeg to
+   `ocr_max_side`. Where the stream's keyframes are that dense (YouTube: 2–5 s GOPs) it decodes
+   keyframes only, else ffmpeg's select filter passes one frame per interval. Python crops two
+   regions: the HUD bar (top right) and the result panel (bottom centre);
+2. OCR reads the HUD first (`MAP World | ROUND 2/5 | SCORE 4,987` in any OCR form, see
+   `collect.screen_text`) ⇒ gameplay of round 2 with a running score of 4,987; only frames
+   without a HUD get the (bigger) result-panel OCR: "4,874 points" with "12 km" or a NEXT ROUND /
+   VIEW SUMMARY button ⇒ a round's result screen ("0 points" and a button: timed out); "GAME
+   SUMMARY", "PLAY AGAIN", a total ⇒ the end-of-game summary, never a round. OCR runs as the
+   samples arrive, while ffmpeg decodes the next ones;
+3. where the HUD counter says rounds went by between two samples (i → j with fewer than j − i
+   result screens between: short rounds, a quick click), that stretch is read densely;
+4. result-like screens that are no round's are refused, each with its reason: before any
+   gameplay (an intro's highlight), across which the counter does not move (a sponsor card), after
+   the summary or the last round's VIEW SUMMARY;
+5. every state change is refined by a binary search over frames `refine_step` apart
    between the two samples around it (one ffmpeg call per change, lazy OCR);
-4. rounds = result screens in order: guess_s = first result frame, start_s = first
+6. rounds = result screens in order: guess_s = first result frame, start_s = first
    gameplay frame of that round (else the end of the previous result screen, a "Round k"
    chapter or a "round two" / "next round" caption), end_s = next round's start.
 
-Counter changes without a result screen in between trigger a dense scan for the missed
-result screen. A video where no result screen is found fails honestly ("no result
-screens detected"); an unreadable/truncated file fails with ffmpeg's message.
+The HUD counter, the HUD score, the result screen and the transcript are independent readings:
+each round lists what supports it (`evidence`) and where they part (`disagreements`: a spoken
+round number that is not the counter's, a score rise that is not the result's points, a counter
+that skips). A video where no result screen is found fails honestly ("no result screens
+detected", with what was refused); an unreadable/truncated file fails with ffmpeg's message.
 """
 from __future__ import annotations
 
@@ -685,6 +694,7 @@ class SegmentStage(Stage):
             path=layout.ROUNDS_JSON, rounds=len(result.rounds), samples=len(result.observations),
             sampling=result.sampling,
             ocr_calls=result.ocr.calls, ocr_cache_hits=result.ocr_cache_hits, ocr_seconds=round(result.ocr.seconds, 3),
-            with_points=sum(r.points is not None for r in result.rounds), seconds=result.seconds)
+            with_points=sum(r.points is not None for r in result.rounds), seconds=result.seconds,
+            refused=result.refused[:20], disagreements=sum(len(r.disagreements) for r in result.rounds))
         outcome.note = "; ".join(notes) or None
         return outcome

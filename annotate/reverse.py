@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from annotate import gazetteer
+from naviclues.columns import from_numpy, string_scalar, strings, to_numpy
 
 EARTH_RADIUS_KM = 6371.0088  # IUGG mean Earth radius
 
@@ -28,8 +29,7 @@ class ReverseGeocoder:
     def __init__(self, min_population: int = 15000):
         self.places = [p for p in gazetteer.places(min_population) if p.kind == "city"]
         self._index = None
-        self._codes: np.ndarray | None = None
-        self._names: np.ndarray | None = None
+        self._code_array = self._name_array = None
 
     @staticmethod
     def unit_vectors(lat: np.ndarray, lng: np.ndarray) -> np.ndarray:
@@ -69,18 +69,18 @@ class ReverseGeocoder:
     # ------------------------------------------------------------------ columnar answers
 
     @property
-    def country_codes(self) -> np.ndarray:
-        """ISO code of every place (object array, aligned with `places`)."""
-        if self._codes is None:
-            self._codes = np.array([p.country_code for p in self.places], dtype=object)
-        return self._codes
+    def country_code_array(self):
+        """ISO code of every place as an Arrow string array (for `take` by place index)."""
+        if self._code_array is None:
+            self._code_array = strings([p.country_code for p in self.places])
+        return self._code_array
 
     @property
-    def place_names(self) -> np.ndarray:
-        """Name of every place (object array, aligned with `places`)."""
-        if self._names is None:
-            self._names = np.array([p.name for p in self.places], dtype=object)
-        return self._names
+    def place_name_array(self):
+        """Name of every place as an Arrow string array."""
+        if self._name_array is None:
+            self._name_array = strings([p.name for p in self.places])
+        return self._name_array
 
     def lookup(self, lat: Sequence[float], lng: Sequence[float], radius_km: float = 0.0,
                k: int = 16) -> "ReverseLookup":
@@ -142,7 +142,7 @@ def unique_points(lat: np.ndarray, lng: np.ndarray) -> tuple[np.ndarray, np.ndar
         return lat, lng, np.zeros(0, dtype=np.int64)
     keys = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(pairs), [None, pa.py_buffer(pairs)])
     encoded = pc.dictionary_encode(keys)
-    inverse = encoded.indices.to_numpy().astype(np.int64)
+    inverse = to_numpy(encoded.indices).astype(np.int64)
     first = np.full(len(encoded.dictionary), -1, dtype=np.int64)
     first[inverse[::-1]] = np.arange(len(inverse) - 1, -1, -1)  # each key's first row (any row would do)
     return lat[first], lng[first], inverse
@@ -164,9 +164,10 @@ class ReverseLookup:
         return self.unique_nearest[self.inverse]
 
     @property
-    def country_code(self) -> np.ndarray:
-        """ISO code of the country each point lies in (today: that of its nearest city)."""
-        return self.geocoder.country_codes[self.nearest]
+    def country_code(self):
+        """ISO code of the country each point lies in (today: that of its nearest city), as an
+        Arrow string array: the one place that decides the country of a coordinate."""
+        return self.geocoder.country_code_array.take(from_numpy(self.nearest))
 
     def near_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """(point, place index) for every city near every point, the nearest included."""
@@ -200,7 +201,7 @@ class OSV5MKeys:
         text = {c: pa.string() for c in ("name", "admin1", "admin2", "cc")}
         table = pcsv.read_csv(table_path, convert_options=pcsv.ConvertOptions(
             column_types={"lat": pa.float64(), "lon": pa.float64(), **text}, strings_can_be_null=False))
-        self._tree = cKDTree(np.column_stack([table.column("lat").to_numpy(), table.column("lon").to_numpy()]))
+        self._tree = cKDTree(np.column_stack([to_numpy(table.column("lat")), to_numpy(table.column("lon"))]))
         self._keys = self._hierarchy(*(table.column(c).combine_chunks() for c in ("cc", "admin1", "admin2", "name")))
 
     @staticmethod
@@ -211,7 +212,7 @@ class OSV5MKeys:
         keys, key = {}, None
         for level, part in zip(OSV5MKeys.LEVELS, (cc, admin1, admin2, name)):
             joined = part if key is None else pc.binary_join_element_wise(key, part, ",")
-            key = pc.if_else(pc.equal(part, ""), pa.scalar(None, pa.string()), joined)
+            key = pc.if_else(pc.equal(part, string_scalar("")), pa.nulls(1, pa.string())[0], joined)
             keys[level] = key
         return keys
 
@@ -224,9 +225,9 @@ class OSV5MKeys:
         unique_lat, unique_lng, inverse = unique_points(lat, lng)
         if len(unique_lat):
             _, nearest = self._tree.query(np.column_stack([unique_lat, unique_lng]), k=1, workers=-1)
-            rows = pa.array(np.asarray(nearest, dtype=np.int64)[inverse])
+            rows = from_numpy(np.asarray(nearest, dtype=np.int64)[inverse])
         else:
-            rows = pa.array([], pa.int64())
+            rows = from_numpy(np.zeros(0, dtype=np.int64))
         return {level: values.take(rows) for level, values in self._keys.items()}
 
 

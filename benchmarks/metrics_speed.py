@@ -1,19 +1,33 @@
-"""Time `navig.eval.metrics.score_arrays` on N synthetic predictions (default 1,000,000; target < 1 s).
+"""Time `navig score` end to end on N predictions (default 1,000,000; targets: < 3 s cold, < 1 s with
+the truth cache warm, peak RSS < 2 GiB), with the metric kernel's own time beside it.
 
-The timed part is the vectorised scoring itself (haversine distances, the five threshold
-accuracies, mean/median km, GeoScore, country and city hit rates) over already-parsed arrays,
-with 1 % failures. What `navig score` does end to end (`score_files`: read the prediction JSONL
-and the truth file, resolve country names, reverse-geocode the truth to name its cities) is timed
-separately on `--files-n` rows and reported as `score_files_seconds` / `score_files_per_million_s`.
+Headline, `score_files_seconds`: `navig.eval.metrics.score_files` (what `navig score` runs: read
+the prediction JSONL and the truth file, join by id, distances, thresholds, GeoScore, country and
+city names, reverse geocoding, failure accounting) in a fresh Python process with an empty truth
+cache, after its imports. `score_files_warm_seconds`: the same in another fresh process once the
+truth cache holds this truth file. `peak_rss_mib`: the largest resident size of those processes.
+`cli_seconds`: the `navig score` command itself (interpreter start and imports included, cache
+warm), writing M.json. Each figure is the best of `--repeats` runs; the median is given beside it.
 
-    python benchmarks/metrics_speed.py [--n 1000000] [--repeats 3] [--files-n 20000]
+The files are synthetic and written before any clock starts: locate-style predictions (country and
+city stated, as Navig writes them; 1 % failures, 0.5 % ids without a line) against a truth JSONL of
+coordinates only, so every truth row is reverse-geocoded. `--truth-points cities` puts the truth
+on the coordinates of 5,000 gazetteer cities (benchmarks repeat points); `jittered` moves each row
+up to ~10 km off its city, so almost every truth point is distinct.
 
-Last stdout line: {"seconds": best kernel time of the repeats, "n": N, ..., "score_files_seconds": ...}.
+The kernel figure (`seconds`): `score_arrays` alone on already-parsed arrays.
+
+    python benchmarks/metrics_speed.py [--n 1000000] [--repeats 3] [--truth-points jittered]
+
+Last stdout line: one JSON object with every figure.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -21,21 +35,25 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from navig.eval.metrics import score_arrays, score_files  # noqa: E402
+from navig.eval.metrics import score_arrays  # noqa: E402
+
+CHILD = """
+import json, resource, sys, time
+sys.path.insert(0, {root!r})
+from navig.eval.metrics import score_files
+start = time.perf_counter()
+m = score_files({preds!r}, {truth!r})
+seconds = time.perf_counter() - start
+print(json.dumps({{"seconds": seconds, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "truth_cache": m["truth_cache"], "n": m["n"], "acc_25km": m["acc_25km"],
+                  "country_acc": m["country_acc"], "city_acc": m["city_acc"]}}))
+"""
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--files-n", type=int, default=20000, help="rows for the end-to-end score_files timing")
-    args = parser.parse_args()
-
-    rng = np.random.default_rng(args.seed)
-    n = args.n
+def kernel_seconds(n: int, repeats: int, rng) -> tuple[list[float], dict]:
     true_lat = np.degrees(np.arcsin(rng.uniform(-1, 1, n)))  # uniform on the sphere
     true_lng = rng.uniform(-180, 180, n)
     pred_lat = np.clip(true_lat + rng.normal(0, 5, n), -90, 90)
@@ -46,47 +64,118 @@ def main() -> None:
     pred_country = np.where(rng.random(n) < 0.7, true_country, rng.integers(0, 200, n))
     true_city = rng.integers(0, 20000, n)
     pred_city = np.where(rng.random(n) < 0.2, true_city, rng.integers(0, 20000, n))
-
     times = []
-    for _ in range(args.repeats):
+    for _ in range(repeats):
         start = time.perf_counter()
         metrics = score_arrays(pred_lat, pred_lng, true_lat, true_lng, failed,
                                country_hit=pred_country == true_country, city_hit=pred_city == true_city)
         times.append(time.perf_counter() - start)
-    best = min(times)
-    print(f"scored {n:,} predictions: best {best:.3f} s of {args.repeats} (all: {', '.join(f'{t:.3f}' for t in times)})")
-    print(f"acc@25km {metrics['acc_25km']:.3f}  acc@750km {metrics['acc_750km']:.3f}  "
-          f"mean {metrics['mean_km']:.0f} km  GeoScore {metrics['geoscore']:.0f}  failed {metrics['failure_rate']:.3f}")
-    files_s = time_score_files(args.files_n, rng) if args.files_n > 0 else None
-    if files_s is not None:
-        print(f"score_files end to end on {args.files_n:,} rows: {files_s:.2f} s "
-              f"({files_s * 1e6 / args.files_n:.0f} s per million)")
-    print(json.dumps({"seconds": round(best, 4), "n": n, "repeats": args.repeats,
-                      "per_million_s": round(best * 1e6 / n, 4), "under_1s": best < 1.0,
-                      "score_files_n": args.files_n, "score_files_seconds": None if files_s is None else round(files_s, 3),
-                      "score_files_per_million_s": None if files_s is None else round(files_s * 1e6 / args.files_n, 1)}))
+    return times, metrics
 
 
-def time_score_files(n: int, rng) -> float:
-    """`score_files` on `n` locate-style predictions (country and city stated, as Navig writes them)
-    against a truth JSONL of coordinates only (its cities are reverse-geocoded, as for a benchmark)."""
+def write_files(n: int, folder: Path, truth_points: str, rng) -> tuple[Path, Path]:
+    """A truth JSONL of coordinates and a locate-style prediction JSONL for it."""
     from annotate import gazetteer
 
     places = [p for p in gazetteer.places() if p.kind == "city"][:5000]
+    lat = np.array([p.lat for p in places])
+    lng = np.array([p.lng for p in places])
+    code = np.array([p.country_code for p in places], dtype=object)
+    name = np.array([json.dumps(p.name) for p in places], dtype=object)
     picks = rng.integers(0, len(places), n)
+    true_lat, true_lng = lat[picks], lng[picks]
+    if truth_points == "jittered":
+        true_lat = np.clip(true_lat + rng.uniform(-0.09, 0.09, n), -90, 90)
+        true_lng = (true_lng + rng.uniform(-0.09, 0.09, n) + 180) % 360 - 180
+    guess = np.where(rng.random(n) < 0.5, picks, rng.integers(0, len(places), n))
+    failed = rng.random(n) < 0.01
+    missing = rng.random(n) < 0.005
+    truth, preds = folder / "truth.jsonl", folder / "preds.jsonl"
+    with open(truth, "w") as fh:
+        fh.writelines(f'{{"id": "{i}", "lat": {a!r}, "lng": {b!r}}}\n'
+                      for i, a, b in zip(range(n), true_lat.tolist(), true_lng.tolist()))
+    g_lat, g_lng = (lat[guess] + 0.1).tolist(), lng[guess].tolist()
+    g_code, g_name = code[guess].tolist(), name[guess].tolist()
+    with open(preds, "w") as fh:
+        for i in range(n):
+            if missing[i]:
+                continue
+            if failed[i]:
+                fh.write(f'{{"id": "{i}", "prediction": null, "failure": "parse_error: no JSON in answer"}}\n')
+            else:
+                fh.write(f'{{"id": "{i}", "prediction": {{"country": "{g_code[i]}", "city": {g_name[i]}, '
+                         f'"latitude": {g_lat[i]!r}, "longitude": {g_lng[i]!r}}}, "failure": null}}\n')
+    return preds, truth
+
+
+def run_child(preds: Path, truth: Path, cache: Path) -> dict:
+    env = {**os.environ, "NAVIG_CACHE": str(cache)}
+    code = CHILD.format(root=str(ROOT), preds=str(preds), truth=str(truth))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_cli(preds: Path, truth: Path, cache: Path, out: Path) -> float:
+    env = {**os.environ, "NAVIG_CACHE": str(cache)}
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "navig.cli", "score", "--predictions", str(preds), "--truth", str(truth),
+                    "--out", str(out)], capture_output=True, text=True, env=env, check=True, cwd=ROOT)
+    return time.perf_counter() - start
+
+
+def summary(values: list[float]) -> tuple[float, float]:
+    return round(min(values), 3), round(statistics.median(values), 3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000, help="rows of the prediction and truth files")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each timing (best and median reported)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--truth-points", choices=("jittered", "cities"), default="jittered",
+                        help="truth rows each their own point near a city, or on 5,000 city coordinates")
+    parser.add_argument("--kernel-n", type=int, default=1_000_000, help="samples for the score_arrays kernel timing")
+    parser.add_argument("--no-cli", action="store_true", help="skip timing the navig score command itself")
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+
+    kernel_times, kernel_metrics = kernel_seconds(args.kernel_n, args.repeats, rng)
+    print(f"kernel: score_arrays on {args.kernel_n:,}: best {min(kernel_times):.3f} s of {args.repeats}")
+
     with tempfile.TemporaryDirectory() as tmp:
-        truth, preds = Path(tmp) / "truth.jsonl", Path(tmp) / "preds.jsonl"
-        with open(truth, "w") as t, open(preds, "w") as p:
-            for i, k in enumerate(picks):
-                place = places[int(k)]
-                t.write(json.dumps({"id": str(i), "lat": place.lat, "lng": place.lng}) + "\n")
-                guess = places[int(k) if rng.random() < 0.5 else int(rng.integers(0, len(places)))]
-                p.write(json.dumps({"id": str(i), "prediction": {
-                    "country": guess.country_code, "city": guess.name, "latitude": guess.lat + 0.1,
-                    "longitude": guess.lng}, "failure": None}) + "\n")
+        folder = Path(tmp)
         start = time.perf_counter()
-        score_files(preds, truth)
-        return time.perf_counter() - start
+        preds, truth = write_files(args.n, folder, args.truth_points, rng)
+        print(f"wrote {args.n:,} rows ({preds.stat().st_size / 2**20:.0f} MiB predictions, "
+              f"{truth.stat().st_size / 2**20:.0f} MiB truth) in {time.perf_counter() - start:.1f} s")
+        cold, warm = [], []
+        for r in range(args.repeats):
+            cold.append(run_child(preds, truth, folder / f"cache-{r}"))  # an empty cache each time
+            assert cold[-1]["truth_cache"] == "miss"
+            warm.append(run_child(preds, truth, folder / "cache-0"))
+            assert warm[-1]["truth_cache"] == "hit"
+            print(f"run {r + 1}: cold {cold[-1]['seconds']:.2f} s, warm {warm[-1]['seconds']:.2f} s, "
+                  f"peak RSS {max(cold[-1]['rss_mib'], warm[-1]['rss_mib']):.0f} MiB")
+        cli = [] if args.no_cli else [run_cli(preds, truth, folder / "cache-0", folder / "m.json")
+                                      for _ in range(args.repeats)]
+    cold_best, cold_median = summary([c["seconds"] for c in cold])
+    warm_best, warm_median = summary([w["seconds"] for w in warm])
+    peak = max(max(c["rss_mib"] for c in cold), max(w["rss_mib"] for w in warm))
+    figures = {
+        "score_files_seconds": cold_best, "score_files_median_seconds": cold_median,
+        "score_files_warm_seconds": warm_best, "score_files_warm_median_seconds": warm_median,
+        "peak_rss_mib": round(peak, 1), "n": args.n, "truth_points": args.truth_points, "repeats": args.repeats,
+        "under_3s_cold": cold_best < 3.0, "under_1s_warm": warm_best < 1.0, "under_2gib": peak < 2048,
+        "cli_seconds": summary(cli)[0] if cli else None,
+        "acc_25km": round(cold[0]["acc_25km"], 4), "country_acc": round(cold[0]["country_acc"], 4),
+        "city_acc": round(cold[0]["city_acc"], 4),
+        "seconds": round(min(kernel_times), 4), "kernel_n": args.kernel_n,
+        "per_million_s": round(min(kernel_times) * 1e6 / args.kernel_n, 4),
+        "kernel_geoscore": round(kernel_metrics["geoscore"], 1), "cpus": os.cpu_count(),
+    }
+    print(f"navig score on {args.n:,} rows: cold best {cold_best:.2f} s (median {cold_median:.2f}), "
+          f"warm best {warm_best:.2f} s (median {warm_median:.2f}), peak RSS {peak:.0f} MiB")
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from annotate.reverse import EARTH_RADIUS_KM, ReverseGeocoder  # noqa: F401  (re-exported for callers)
+from naviclues.columns import from_numpy, string_scalar, strings, to_numpy, valid
 THRESHOLDS_KM: tuple[int, ...] = (1, 25, 200, 750, 2500)
 GEOSCORE_MAX = 5000.0
 GEOSCORE_SCALE_KM = 1492.7
@@ -244,7 +245,7 @@ def _as_strings(values):
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
     if not isinstance(values, pa.Array):
-        values = pa.array(values, type=pa.string())
+        values = strings(list(values))
     if values.type != pa.string():
         values = values.cast(pa.string())
     return values
@@ -373,13 +374,13 @@ def _coalesce(table, keys: Sequence[str], convert: Callable) -> tuple[Any, np.nd
         column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
         given = column.is_valid()
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            given = pc.fill_null(pc.and_(given, pc.not_equal(column, "")), False)
-        given = given.to_numpy(zero_copy_only=False) & ~present
+            given = pc.and_(given, pc.not_equal(column, string_scalar("")))
+        given = to_numpy(given, fill=False) & ~present
         values = convert(column)
-        out = values if out is None else pc.if_else(pa.array(given), values, out)
+        out = values if out is None else pc.if_else(from_numpy(given), values, out)
         present |= given
     if out is not None and not present.all():
-        out = pc.if_else(pa.array(present), out, pa.scalar(None, out.type))  # "" and absent alike: not given
+        out = pc.if_else(from_numpy(present), out, pa.nulls(1, out.type)[0])  # "" and absent alike: not given
     return out, present
 
 
@@ -430,8 +431,8 @@ def load_truth(path: Path | str) -> TruthTable:
         if table.num_rows and not (has_id.all() and has_lat.all() and has_lng.all()):
             raise _NeedsRowwise  # the row-wise reader names the row
         if table.num_rows == 0:
-            return TruthTable(pa.array([], pa.string()), np.zeros(0), np.zeros(0))
-        lat_np, lng_np = lat.to_numpy(zero_copy_only=False), lng.to_numpy(zero_copy_only=False)
+            return TruthTable(strings([]), np.zeros(0), np.zeros(0))
+        lat_np, lng_np = to_numpy(lat), to_numpy(lng)
         if not ((np.abs(lat_np) <= 90).all() and (np.abs(lng_np) <= 180).all()):
             raise _NeedsRowwise
         if pc.count_distinct(ids).as_py() != len(ids):
@@ -497,7 +498,7 @@ def _blank_to_null(column):
     import pyarrow.compute as pc
 
     column = column.cast(pa.string())
-    return pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
+    return pc.if_else(pc.equal(column, string_scalar("")), pa.nulls(1, pa.string())[0], column)
 
 
 def _records_from_nested(table, lines: np.ndarray):
@@ -522,19 +523,20 @@ def _records_from_nested(table, lines: np.ndarray):
             return pa.nulls(n, type_)
         return pc.struct_field(struct, name).cast(type_)
 
-    lat = pc.fill_null(field_of(pred, "latitude", pa.float64()), math.nan)
-    lng = pc.fill_null(field_of(pred, "longitude", pa.float64()), math.nan)
+    lat = from_numpy(to_numpy(field_of(pred, "latitude", pa.float64()), fill=math.nan))
+    lng = from_numpy(to_numpy(field_of(pred, "longitude", pa.float64()), fill=math.nan))
     trace = column("trace")
     errors = field_of(trace, "errors", pa.list_(pa.string()))
-    trace_errors = pc.fill_null(pc.greater(pc.list_value_length(errors), 0), False)
+    trace_errors = from_numpy(to_numpy(pc.greater(pc.list_value_length(errors), from_numpy(np.zeros(1, np.int32))[0]),
+                                       fill=False))
     kind = column("failure_kind").cast(pa.string())
     return pa.table({
         "id": column("id").cast(pa.string()), "prediction_given": given, "lat": lat, "lng": lng,
         "country": _blank_to_null(field_of(pred, "country", pa.string())),
         "city": _blank_to_null(field_of(pred, "city", pa.string())),
         "failure": _blank_to_null(column("failure")), "failure_kind": kind,
-        "policy": pc.fill_null(column("policy").cast(pa.string()), "None"),
-        "trace_errors": trace_errors, "line": pa.array(lines, pa.int64()),
+        "policy": pc.fill_null(column("policy").cast(pa.string()), string_scalar("None")),
+        "trace_errors": trace_errors, "line": from_numpy(np.asarray(lines, dtype=np.int64)),
     }, schema=_record_schema())
 
 
@@ -552,7 +554,7 @@ def _records_from_flat(table, lines: np.ndarray):
             return _float_column(column)
         except _NeedsRowwise:
             values = column.to_pylist()
-            return pa.array([_to_float(v) for v in values], pa.float64())
+            return from_numpy(np.array([_to_float(v) for v in values], dtype=np.float64))
 
     ids, _ = _coalesce(table, _ID_KEYS, _string_column)
     lat, has_lat = _coalesce(table, _LAT_KEYS, lenient_float)
@@ -562,16 +564,16 @@ def _records_from_flat(table, lines: np.ndarray):
         values, _ = _coalesce(table, keys, _string_column)
         return pa.nulls(n, pa.string()) if values is None else _blank_to_null(values)
 
-    nan = pa.array(np.full(n, math.nan))
+    nan = from_numpy(np.full(n, math.nan))
     return pa.table({
         "id": ids if ids is not None else pa.nulls(n, pa.string()),
-        "prediction_given": pa.array(has_lat & has_lng),
-        "lat": nan if lat is None else pc.fill_null(lat, math.nan),
-        "lng": nan if lng is None else pc.fill_null(lng, math.nan),
+        "prediction_given": from_numpy(has_lat & has_lng),
+        "lat": nan if lat is None else from_numpy(to_numpy(lat, fill=math.nan)),
+        "lng": nan if lng is None else from_numpy(to_numpy(lng, fill=math.nan)),
         "country": text(_COUNTRY_KEYS), "city": text(("city",)), "failure": text(("failure",)),
         "failure_kind": text(("failure_kind",)),
-        "policy": pc.fill_null(text(("policy",)), "None"),
-        "trace_errors": pa.array(np.zeros(n, dtype=bool)), "line": pa.array(lines, pa.int64()),
+        "policy": pc.fill_null(text(("policy",)), string_scalar("None")),
+        "trace_errors": from_numpy(np.zeros(n, dtype=bool)), "line": from_numpy(np.asarray(lines, dtype=np.int64)),
     }, schema=_record_schema())
 
 
@@ -618,8 +620,7 @@ def _parse_locate_piece(data: bytes, n_rows: int, lines: np.ndarray):
     for id_type in (pa.string(), pa.int64()):  # integer ids (OSV-5M's) are read as numbers
         options = pj.ParseOptions(explicit_schema=_locate_schema(id_type), unexpected_field_behavior="ignore")
         try:
-            table = pj.read_json(pa.BufferReader(data), parse_options=options,
-                                 read_options=pj.ReadOptions(block_size=1 << 24))
+            table = pj.read_json(pa.BufferReader(data), parse_options=options)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue
         if table.num_rows != n_rows:
@@ -697,23 +698,23 @@ def read_predictions(path: Path | str) -> PredictionColumns:
             records = (_records_from_nested if nested else _records_from_flat)(table, lines)
         except _NeedsRowwise:
             raise ValueError(f"{path}: ids must be text or integers") from None
-    no_id = records.column("id").is_null().to_numpy(zero_copy_only=False)
+    no_id = ~valid(records.column("id"))
     if no_id.any():
         where = "line" if fmt != "parquet" else "row"
-        bad_lines = sorted(bad_lines + [f"{where} {n}: no id" for n in records.column("line").to_numpy()[no_id]],
+        bad_lines = sorted(bad_lines + [f"{where} {n}: no id" for n in to_numpy(records.column("line"))[no_id]],
                            key=lambda s: int(s.split()[1].rstrip(":")))
-        records = records.filter(pa.array(~no_id))
+        records = records.filter(from_numpy(~no_id))
     # the last line of an id wins: keep each id's last row, in the order of those last rows
     ids = records.column("id").combine_chunks()
     encoded = pc.dictionary_encode(ids)
     if len(encoded.dictionary) == len(ids):
         return PredictionColumns(records, bad_lines, 0)
-    codes = encoded.indices.to_numpy()
+    codes = to_numpy(encoded.indices)
     reversed_first = np.unique(codes[::-1], return_index=True)[1]
     last = np.sort(len(codes) - 1 - reversed_first)
     duplicates = len(codes) - len(last)
     if duplicates:
-        records = records.take(pa.array(last))
+        records = records.take(from_numpy(last))
     return PredictionColumns(records, bad_lines, duplicates)
 
 
@@ -749,10 +750,58 @@ def _country_code(text: str | None) -> str | None:
     from annotate import gazetteer
 
     text = str(text).strip()
-    if len(text) == 2 and gazetteer.country_by_code(text):
+    if len(text) == 2 and text.upper() in _iso_codes():
         return text.upper()
     country = gazetteer.resolve_country(text)
     return country.code if country else None
+
+
+@lru_cache(maxsize=1)
+def _iso_codes() -> frozenset[str]:
+    """The gazetteer's country codes (every ISO 3166-1 alpha-2), without building the gazetteer."""
+    import pycountry
+
+    return frozenset(c.alpha_2 for c in pycountry.countries)
+
+
+def _country_codes(texts: list) -> list[str | None]:
+    """`_country_code` of each text. Names (not codes) are remembered under `NAVIG_CACHE`, keyed by
+    the gazetteer's code and data, so a later run resolves the names it has seen without building
+    the gazetteer (seconds)."""
+    from naviclues.fsutil import atomic_write_json
+
+    codes: dict[str, str | None] = {}
+    names = []
+    for text in texts:
+        plain = str(text).strip() if text else ""
+        if not plain or (len(plain) == 2 and plain.upper() in _iso_codes()):
+            codes[text] = _country_code(text)
+        else:
+            names.append(text)
+    if names:
+        path = truth_cache_dir().parent / f"score-country-names-{_gazetteer_fingerprint()}.json"
+        try:
+            known = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            known = {}
+        unseen = [t for t in names if t not in known]
+        for text in unseen:
+            known[text] = _country_code(text)
+        if unseen:
+            try:
+                atomic_write_json(path, known)
+            except OSError:
+                pass  # a read-only cache folder only costs the next run its speed
+        codes.update({t: known[t] for t in names})
+    return [codes[t] for t in texts]
+
+
+@lru_cache(maxsize=1)
+def _gazetteer_fingerprint() -> str:
+    from annotate import gazetteer
+    from naviclues.fsutil import file_sha256, fingerprint
+
+    return fingerprint(file_sha256(gazetteer.__file__), *_names_key("gazetteer", 0, 0.0))
 
 
 def _flat(values):
@@ -764,13 +813,14 @@ def _flat(values):
     return values
 
 
-def _map_unique(values, fn: Callable[[Any], Any]):
-    """`fn` applied once per distinct value of a pyarrow string array (nulls stay null)."""
-    import pyarrow as pa
+def _map_unique(values, fn: Callable[[Any], Any], *, many: Callable[[list], list] | None = None):
+    """`fn` applied once per distinct value of a pyarrow string array (nulls stay null); `many`
+    maps the whole list of distinct values at once instead."""
     import pyarrow.compute as pc
 
     encoded = pc.dictionary_encode(_flat(values))
-    mapped = pa.array([fn(v) for v in encoded.dictionary.to_pylist()], pa.string())
+    distinct = encoded.dictionary.to_pylist()
+    mapped = strings(many(distinct) if many else [fn(v) for v in distinct])
     return mapped.take(encoded.indices)
 
 
@@ -812,21 +862,21 @@ def _truth_names_gazetteer(truth: TruthTable, min_population: int, city_radius_k
     import pyarrow.compute as pc
 
     n = len(truth)
-    country = _map_unique(truth.country, _country_code)
-    no_country = truth.country.is_null().to_numpy(zero_copy_only=False)
-    no_city = truth.city.is_null().to_numpy(zero_copy_only=False)
+    country = _map_unique(truth.country, _country_code, many=_country_codes)
+    no_country = ~valid(truth.country)
+    no_city = ~valid(truth.city)
     need = np.flatnonzero(no_country | no_city)
     geocoded = np.zeros(n, dtype=bool)
-    near = pa.array([[]] * n, pa.list_(pa.int32())) if not len(need) else None
+    near = pa.ListArray.from_arrays(from_numpy(np.zeros(n + 1, np.int32)), from_numpy(np.zeros(0, np.int32)))
     place_names: list[list[str]] = []
     if len(need):
         geocoder = _gazetteer_geocoder(min_population)
         found = geocoder.lookup(truth.lat[need], truth.lng[need], radius_km=city_radius_km)
-        country_np = country.to_numpy(zero_copy_only=False).astype(object)
-        fill = need[pc.is_null(country.take(pa.array(need))).to_numpy(zero_copy_only=False)]
+        fill = need[~valid(country.take(from_numpy(need)))]
         geocoded[fill] = True
-        country_np[fill] = found.country_code[np.searchsorted(need, fill)]
-        country = pa.array(country_np, pa.string())
+        at = np.zeros(n, dtype=np.int64)  # row -> its position in `need` (rows filled below are all there)
+        at[need] = np.arange(len(need))
+        country = pc.if_else(from_numpy(geocoded), found.country_code.take(from_numpy(at)), country)
         point, place = found.near_pairs()  # point indexes `need`
         rows = need[point]
         wanted = no_city[rows]  # a given city is the truth's city: nearby ones are not asked
@@ -838,10 +888,10 @@ def _truth_names_gazetteer(truth: TruthTable, min_population: int, city_radius_k
         offsets = np.zeros(n + 1, dtype=np.int32)
         np.cumsum(counts, out=offsets[1:])
         order = np.argsort(rows, kind="stable")
-        near = pa.ListArray.from_arrays(pa.array(offsets), pa.array(local[order].astype(np.int32)))
+        near = pa.ListArray.from_arrays(from_numpy(offsets), from_numpy(local[order].astype(np.int32)))
     city_given = _map_unique(truth.city, normalize_name)
-    return pa.table({"id": truth.ids, "lat": truth.lat, "lng": truth.lng, "country": country,
-                     "country_geocoded": geocoded, "city_given": city_given, "near": near}), place_names
+    return pa.table({"id": truth.ids, "lat": from_numpy(truth.lat), "lng": from_numpy(truth.lng), "country": country,
+                     "country_geocoded": from_numpy(geocoded), "city_given": city_given, "near": near}), place_names
 
 
 def _truth_names_osv5m(truth: TruthTable):
@@ -850,8 +900,8 @@ def _truth_names_osv5m(truth: TruthTable):
     from annotate.reverse import osv5m_keys
 
     keys = osv5m_keys().keys(truth.lat, truth.lng)
-    return pa.table({"id": truth.ids, "lat": truth.lat, "lng": truth.lng,
-                     "country_geocoded": np.ones(len(truth), dtype=bool), **keys}), []
+    return pa.table({"id": truth.ids, "lat": from_numpy(truth.lat), "lng": from_numpy(truth.lng),
+                     "country_geocoded": from_numpy(np.ones(len(truth), dtype=bool)), **keys}), []
 
 
 def _truth_names(path: Path, place_keys: str, min_population: int, city_radius_km: float,
@@ -895,7 +945,7 @@ def _truth_names(path: Path, place_keys: str, min_population: int, city_radius_k
 
 
 def _column(table, name: str) -> np.ndarray:
-    return table.column(name).to_numpy()
+    return to_numpy(table.column(name))
 
 
 def _failure_reasons(reasons) -> dict[str, int]:
@@ -907,7 +957,7 @@ def _failure_reasons(reasons) -> dict[str, int]:
     encoded = pc.dictionary_encode(_flat(reasons))
     keys = [str(r).split(":")[0][:60] for r in encoded.dictionary.to_pylist()]
     key_ids = {k: i for i, k in enumerate(dict.fromkeys(keys))}
-    per_row = np.array([key_ids[k] for k in keys], dtype=np.int64)[encoded.indices.to_numpy()]
+    per_row = np.array([key_ids[k] for k in keys], dtype=np.int64)[to_numpy(encoded.indices)]
     counts = np.bincount(per_row, minlength=len(key_ids))
     first = np.full(len(key_ids), len(per_row), dtype=np.int64)
     np.minimum.at(first, per_row, np.arange(len(per_row)))
@@ -925,16 +975,16 @@ def _city_near_hits(near, place_names: list[list[str]], pred_norm) -> np.ndarray
     hit = np.zeros(n, dtype=bool)
     if n == 0 or not place_names:
         return hit
-    row = pc.list_parent_indices(near).to_numpy()
-    place = pc.list_flatten(near).to_numpy().astype(np.int64)
+    row = to_numpy(pc.list_parent_indices(near))
+    place = to_numpy(pc.list_flatten(near)).astype(np.int64)
     owner = np.repeat(np.arange(len(place_names)), [len(names) for names in place_names])
-    flat_names = pa.array([x for names in place_names for x in names], pa.string())
-    codes = pc.dictionary_encode(pa.concat_arrays([flat_names, _flat(pred_norm).cast(pa.string())])).indices.to_numpy()
+    flat_names = strings([x for names in place_names for x in names])
+    codes = to_numpy(pc.dictionary_encode(pa.concat_arrays([flat_names, _flat(pred_norm).cast(pa.string())])).indices)
     vocabulary = int(codes.max()) + 1 if len(codes) else 1
     name_codes, pred_codes = codes[:len(flat_names)], codes[len(flat_names):]
-    known = np.unique(owner * vocabulary + name_codes)
-    asked = place * vocabulary + pred_codes[row]
-    hit[row[np.isin(asked, known)]] = True
+    known = from_numpy(owner * vocabulary + name_codes)
+    asked = from_numpy(place * vocabulary + pred_codes[row])
+    hit[row[to_numpy(pc.is_in(asked, value_set=known))]] = True  # a hash lookup per (row, city) pair
     return hit
 
 
@@ -971,21 +1021,21 @@ def score_files(
     records = preds.records
     truth_ids = truth_names.column("id")
     position = pc.index_in(truth_ids, value_set=records.column("id"))
-    has_pred = position.is_valid().to_numpy(zero_copy_only=False)
+    has_pred = valid(position)
     if only_predicted:
         keep = np.flatnonzero(has_pred)
-        truth_names = truth_names.take(pa.array(keep))
-        position, has_pred = position.take(pa.array(keep)), has_pred[keep]
+        truth_names = truth_names.take(from_numpy(keep))
+        position, has_pred = position.take(from_numpy(keep)), has_pred[keep]
     n = truth_names.num_rows
     mine = records.take(position).combine_chunks()  # the prediction of each truth row; null where it has none
     true_lat, true_lng = _column(truth_names, "lat"), _column(truth_names, "lng")
-    pred_lat = pc.fill_null(mine.column("lat"), math.nan).to_numpy()
-    pred_lng = pc.fill_null(mine.column("lng"), math.nan).to_numpy()
-    stated_failure = mine.column("failure").is_valid().to_numpy(zero_copy_only=False)
+    pred_lat = to_numpy(mine.column("lat"), fill=math.nan)
+    pred_lng = to_numpy(mine.column("lng"), fill=math.nan)
+    stated_failure = valid(mine.column("failure"))
     finite = np.isfinite(pred_lat) & np.isfinite(pred_lng) & (np.abs(pred_lat) <= 90) & (np.abs(pred_lng) <= 180)
     failed = ~has_pred | stated_failure | ~finite
     answered = ~failed
-    given = has_pred & pc.fill_null(mine.column("prediction_given"), False).to_numpy(zero_copy_only=False)
+    given = has_pred & to_numpy(mine.column("prediction_given"), fill=False)
 
     place_hits: dict[str, np.ndarray] = {}
     if conv.place_keys == "osv5m":
@@ -994,8 +1044,8 @@ def score_files(
         rows = np.flatnonzero(answered)
         guessed = osv5m_keys().keys(pred_lat[rows], pred_lng[rows])
         for key in ("country", "region", "area", "city"):
-            truth_key = truth_names.column(key).take(pa.array(rows))
-            same = pc.fill_null(pc.equal(guessed[key], truth_key), False).to_numpy(zero_copy_only=False)
+            truth_key = truth_names.column(key).take(from_numpy(rows))
+            same = to_numpy(pc.equal(guessed[key], truth_key), fill=False)
             place_hits[f"{key}_acc"] = np.zeros(n, dtype=bool)
             place_hits[f"{key}_acc"][rows] = same
         country_hit, city_hit = place_hits.pop("country_acc"), place_hits.pop("city_acc")
@@ -1007,16 +1057,17 @@ def score_files(
     metrics = score_arrays(pred_lat, pred_lng, true_lat, true_lng, failed, country_hit=country_hit,
                            city_hit=city_hit, policy=policy, strict_thresholds=conv.strict_thresholds,
                            thresholds=thresholds, place_hits=place_hits)
-    reasons = pc.if_else(pa.array(has_pred), pc.fill_null(mine.column("failure"), "no valid coordinates"), "missing")
-    policies = pc.value_counts(mine.column("policy").filter(pa.array(given))).to_pylist()
-    stage_errors = int((given & pc.fill_null(mine.column("trace_errors"), False).to_numpy(zero_copy_only=False)).sum())
+    reasons = pc.if_else(from_numpy(has_pred), pc.fill_null(mine.column("failure"), string_scalar("no valid coordinates")),
+                         string_scalar("missing"))
+    policies = pc.value_counts(mine.column("policy").filter(from_numpy(given))).to_pylist()
+    stage_errors = int((given & to_numpy(mine.column("trace_errors"), fill=False)).sum())
     metrics.update({
         "n_missing": int((~has_pred).sum()),
         "n_stage_errors": stage_errors,
         "stage_error_rate": (stage_errors / n) if n else 0.0,
-        "n_unparseable": int(pc.sum(pc.equal(mine.column("failure_kind"), "unparseable")).as_py() or 0),
+        "n_unparseable": int(pc.sum(pc.equal(mine.column("failure_kind"), string_scalar("unparseable"))).as_py() or 0),
         "policies": dict(sorted((d["values"], d["counts"]) for d in policies)),
-        "failure_reasons": _failure_reasons(reasons.filter(pa.array(failed))),
+        "failure_reasons": _failure_reasons(reasons.filter(from_numpy(failed))),
         "n_bad_lines": len(preds.bad_lines),
         "bad_lines": preds.bad_lines[:20],
         "n_duplicate_ids": preds.duplicates,
@@ -1041,36 +1092,35 @@ def _gazetteer_hits(mine, truth_names, place_names, answered: np.ndarray, min_po
     import pyarrow.compute as pc
 
     n = len(answered)
-    stated = _map_unique(mine.column("country"), _country_code)
+    stated = _map_unique(mine.column("country"), _country_code, many=_country_codes)
     city = mine.column("city")
-    need = np.flatnonzero(answered & (stated.is_null().to_numpy(zero_copy_only=False)
-                                      | city.is_null().to_numpy(zero_copy_only=False)))
+    need = np.flatnonzero(answered & (~valid(stated) | ~valid(city)))
     code = stated
     if len(need):  # names the prediction left out come from the place nearest its coordinates
         geocoder = _gazetteer_geocoder(min_population)
-        lat = pc.fill_null(mine.column("lat"), math.nan).to_numpy()[need]
-        lng = pc.fill_null(mine.column("lng"), math.nan).to_numpy()[need]
+        lat = to_numpy(mine.column("lat"), fill=math.nan)[need]
+        lng = to_numpy(mine.column("lng"), fill=math.nan)[need]
         found = geocoder.lookup(lat, lng)
-        code_np = stated.to_numpy(zero_copy_only=False).astype(object)
-        city_np = city.to_numpy(zero_copy_only=False).astype(object)
-        no_code = need[pc.is_null(stated.take(pa.array(need))).to_numpy(zero_copy_only=False)]
-        code_np[no_code] = found.country_code[np.searchsorted(need, no_code)]
-        no_city = need[pc.is_null(city.take(pa.array(need))).to_numpy(zero_copy_only=False)]
-        nearest = found.nearest[np.searchsorted(need, no_city)]
-        city_np[no_city] = geocoder.place_names[nearest]
-        code, city = pa.array(code_np, pa.string()), pa.array(city_np, pa.string())
-        n_from_coords = len(no_code)
+        at = np.zeros(n, dtype=np.int64)  # row -> its position in `need`
+        at[need] = np.arange(len(need))
+        in_need = np.zeros(n, dtype=bool)
+        in_need[need] = True
+        no_code = in_need & ~valid(stated)
+        no_city = in_need & ~valid(city)
+        code = pc.if_else(from_numpy(no_code), found.country_code.take(from_numpy(at)), stated)
+        nearest_name = geocoder.place_name_array.take(from_numpy(found.nearest))
+        city = pc.if_else(from_numpy(no_city), nearest_name.take(from_numpy(at)), city)
+        n_from_coords = int(no_code.sum())
     else:
         n_from_coords = 0
-    answered_arr = pa.array(answered)
-    country_hit = pc.fill_null(pc.and_(answered_arr, pc.equal(code, truth_names.column("country"))), False)
-    pred_norm = pc.fill_null(_map_unique(city, normalize_name), "")
+    country_hit = to_numpy(pc.equal(code, truth_names.column("country")), fill=False)
+    pred_norm = pc.fill_null(_map_unique(city, normalize_name), string_scalar(""))
     city_given = truth_names.column("city_given")
-    hit_given = pc.fill_null(pc.equal(pred_norm, city_given), False).to_numpy(zero_copy_only=False)
-    near_rows = city_given.is_null().to_numpy(zero_copy_only=False)
+    hit_given = to_numpy(pc.equal(pred_norm, city_given), fill=False)
+    near_rows = ~valid(city_given)
     city_hit = hit_given | (near_rows & _city_near_hits(truth_names.column("near").combine_chunks(), place_names,
                                                         pred_norm))
-    return country_hit.to_numpy(zero_copy_only=False) & answered, city_hit & answered, n_from_coords
+    return country_hit & answered, city_hit & answered, n_from_coords
 
 
 METRIC_KEYS = ("acc_1km", "acc_25km", "acc_200km", "acc_750km", "acc_2500km", "mean_km", "median_km",

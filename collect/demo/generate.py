@@ -534,6 +534,14 @@ def _highscores_payload(token: str, map_name: str, map_slug: str, time_limit: in
             "paginationToken": None}
 
 
+def _passes_paper_filters(plan: RoundPlan, time_limit: int) -> bool:
+    """The paper's filters as README states them, from what the plan says: moving is forbidden in
+    every demo challenge and all talk is English, so ≥ 3400 points, ≥ 100 pre-reveal words
+    (all narration lies in [start_s, guess_s)) and a time limit of none or ≥ 30 s decide."""
+    words = sum(1 for w in plan.words if not w.text.startswith("["))
+    return plan.points >= 3400 and words >= 100 and (not time_limit or time_limit >= 30)
+
+
 # --------------------------------------------------------------------------- main entry points
 TITLES = [
     "Expert GeoGuessr Play Along | {map} | No Move Challenge",
@@ -637,6 +645,8 @@ def generate_corpus(out_dir: Path | str, n_videos: int = 2, rounds_per_video: in
             "id": video_id, "title": title, "description": description, "channel": CHANNEL,
             "upload_date": upload_date, "challenge_token": token, "map_name": map_name, "time_limit": time_limit,
             "duration": duration, "media": f"media/{video_id}.mp4", "captions": f"media/{video_id}.en.vtt",
+            # README "truth.json" fields (benchmarks/segment_accuracy.py)
+            "page": f"watch/{video_id}", "token": token, "duration_s": duration,
             "rounds": [{
                 "round": p.index, "start_s": p.start_f / fps, "guess_s": p.guess_f / fps, "end_s": p.end_f / fps,
                 "points": p.points, "distance_km": p.distance_km, "distance_text": p.distance_text,
@@ -647,6 +657,8 @@ def generate_corpus(out_dir: Path | str, n_videos: int = 2, rounds_per_video: in
                 "clues": [{k: c[k] for k in ("text", "category", "start_s", "end_s")} for c in p.clues],
                 "narration": " ".join(w.text for w in p.words if not w.text.startswith("[")),
                 "post_reveal": " ".join(w.text for w in p.post_words),
+                "clue_times": [[round((c["start_s"] + c["end_s"]) / 2, 3), c["text"]] for c in p.clues],
+                "kept": _passes_paper_filters(p, time_limit),
             } for p in plans],
         })
     truth = {"generator": {"n_videos": n_videos, "rounds_per_video": rounds_per_video, "seed": seed,

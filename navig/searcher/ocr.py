@@ -39,7 +39,11 @@ class RapidOcr:
     kind = "rapidocr"
 
     def __init__(self, min_confidence: float = 0.5) -> None:
-        from rapidocr_onnxruntime import RapidOCR
+        try:
+            from rapidocr_onnxruntime import RapidOCR
+        except ImportError as exc:
+            raise ImportError("--ocr rapidocr needs rapidocr-onnxruntime: pip install 'naviclues[ocr]' "
+                              f"(or use --ocr vlm) [{exc}]") from exc
 
         self.engine = RapidOCR()
         self.min_confidence = min_confidence

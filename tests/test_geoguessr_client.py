@@ -108,7 +108,7 @@ def test_deleted_challenge_is_the_videos_recorded_outcome(tmp_path):
         outcome = ChallengeStage()(ctx)
         hits = len(server.log)
     assert outcome.status == "failed" and outcome.error.type == "ChallengeDeleted"
-    assert outcome.error.message.startswith(f"challenge {TOKEN} deleted: GeoGuessr answers HTTP 404")
+    assert outcome.error.message.startswith(f"challenge {TOKEN} deleted: not found (HTTP 404 from the challenges")
     assert hits == 1 and not ctx.path(layout.CHALLENGE_JSON).exists()
 
 

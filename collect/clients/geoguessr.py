@@ -200,8 +200,8 @@ class GeoGuessrClient:
             raise GeoGuessrAuthError(f"GeoGuessr rejected the session cookie (_ncfa) with HTTP {status} on the "
                                      f"{what} endpoint for challenge {token}: {hint}")
         if status == 404:
-            raise ChallengeDeletedError(f"challenge {token} deleted: GeoGuessr answers HTTP 404 on the {what} "
-                                        "endpoint (removed by its creator, or the link is wrong)")
+            raise ChallengeDeletedError(f"challenge {token} deleted: not found (HTTP 404 from the {what} endpoint; "
+                                        "removed by its creator, or the link is wrong)")
         if status == 429:
             raise _Retryable("HTTP 429 Too Many Requests", _retry_after_seconds(resp.headers.get("Retry-After")))
         if status >= 500:

@@ -8,6 +8,7 @@ and for Ray tasks writing to a shared output folder. One run at a time per outpu
 from __future__ import annotations
 
 import fcntl
+import os
 import threading
 import time
 from collections import Counter
@@ -19,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from collect.config import CollectConfig
+from collect.config import DEMO_IGNORED_ENV, CollectConfig, demo_config
 from naviclues.fsutil import atomic_write_json, fingerprint, read_json
 from collect.layout import ROUNDS_JSON
 from collect.pipeline import STAGE_NAMES, VideoResult, VideoWorker, run_local, run_ray
@@ -120,7 +121,12 @@ def _start_demo(out: Path, cfg: CollectConfig, stack: ExitStack, console: Consol
         server = stack.enter_context(DemoServer(corpus, port=DEMO_PORT))
     except OSError:  # taken (another demo running): any free port, the listing gets refreshed
         server = stack.enter_context(DemoServer(corpus))
-    cfg = cfg.model_copy(update={"challenge": cfg.challenge.model_copy(update={"api_base": server.url})})
+    # no credential from the environment and no host but the demo server (collect.config.demo_config)
+    cfg, notes = demo_config(cfg, server.url)
+    hidden = {var: os.environ.pop(var) for var in DEMO_IGNORED_ENV if var in os.environ}
+    stack.callback(os.environ.update, hidden)  # back after the run (worker processes start without them)
+    for note in notes:
+        console.print(f"[yellow]demo: {note}[/yellow]")
     console.print(f"demo corpus served at {server.url}")
     return cfg, [server.feed_url]
 

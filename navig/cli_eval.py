@@ -50,24 +50,40 @@ def _check_ablations(ablations: list[str]) -> list[str]:
 
 
 def score_command(
-    predictions: Path = typer.Option(..., exists=True, dir_okay=False, help="navig locate JSONL"),
-    truth: Path = typer.Option(..., exists=True, dir_okay=False, help="CSV/JSONL with id, lat, lng[, country, city]"),
+    predictions: Path = typer.Option(..., exists=True, dir_okay=False,
+                                     help="navig locate JSONL, or CSV/parquet with id, lat, lng[, country, city, failure]"),
+    truth: Path = typer.Option(..., exists=True, dir_okay=False,
+                               help="CSV/JSONL/parquet with id, lat, lng[, country, city]"),
     out: Path = typer.Option(..., help="metrics JSON to write"),
-    policy: str = typer.Option("miss", help="failure policy: miss (default) | antipode"),
+    convention: str = typer.Option("default", help="metric convention: default | paper | g3 | osv5m "
+                                                   "(see 'Metric conventions' in the README)"),
+    policy: Optional[str] = typer.Option(None, help="failure policy: miss | antipode | paper "
+                                                    "(default: the convention's)"),
     only_predicted: bool = typer.Option(False, help="score only truth ids that have a prediction line"),
+    truth_cache: bool = typer.Option(True, "--truth-cache/--no-truth-cache",
+                                     help="cache the truth file's reverse-geocoded names under NAVIG_CACHE"),
 ) -> None:
     """Score predictions against truth: accuracy at 1/25/200/750/2500 km, km error, GeoScore, country/city."""
     from naviclues.fsutil import atomic_write_json
-    from navig.eval.metrics import FAILURE_POLICIES, METRIC_KEYS, score_files
+    from navig.eval.metrics import CONVENTIONS, FAILURE_POLICIES, METRIC_KEYS, score_files
     from navig.eval.runner import rich_table
     from rich.console import Console
 
-    if policy not in FAILURE_POLICIES:
+    if convention not in CONVENTIONS:
+        raise typer.BadParameter(f"--convention must be one of {', '.join(CONVENTIONS)}")
+    if policy is not None and policy not in FAILURE_POLICIES:
         raise typer.BadParameter(f"--policy must be one of {', '.join(FAILURE_POLICIES)}")
-    metrics = score_files(predictions, truth, policy=policy, only_predicted=only_predicted)
+    try:
+        metrics = score_files(predictions, truth, policy=policy, convention=convention, only_predicted=only_predicted,
+                              truth_cache=truth_cache)
+    except ValueError as exc:  # a bad truth row or an unreadable file: named, not a traceback
+        raise typer.BadParameter(str(exc)) from None
     atomic_write_json(out, metrics)
-    Console().print(rich_table([{**metrics, "benchmark": truth.name, "ablation": "-"}], title="navig score"))
-    typer.echo(json.dumps({k: metrics[k] for k in METRIC_KEYS}))
+    console = Console()
+    console.print(rich_table([{**metrics, "benchmark": truth.name, "ablation": "-"}], title="navig score"))
+    console.print(f"convention {metrics['convention']}: {metrics['convention_rules']}")
+    console.print(f"failure policy {metrics['failure_policy']}")
+    typer.echo(json.dumps({k: metrics.get(k) for k in METRIC_KEYS}))
 
 
 def eval_command(

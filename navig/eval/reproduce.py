@@ -15,7 +15,7 @@ from typing import Any, Callable
 import yaml
 
 from navig.eval.ablations import ABLATION_LABELS, ABLATIONS, apply_ablation
-from navig.eval.metrics import THRESHOLDS_KM
+from navig.eval.metrics import PAPER_FAILURE_KM, THRESHOLDS_KM
 
 PAPER_RESULTS = Path(__file__).resolve().parent / "paper_results.yaml"
 GEO_METRICS = [f"acc_{t}km" for t in THRESHOLDS_KM] + ["mean_km", "geoscore"]
@@ -144,15 +144,41 @@ def _ours(metrics: dict[str, Any] | None) -> dict[str, float | None] | None:
     return out
 
 
+PAPER_CONVENTION = "paper"  # how ours are scored beside the paper's: its rule, a failed parse = 10,000 km
+
+
+def paper_scored(run_dir: Path | str, metrics: dict[str, Any], *, cache: bool = True) -> dict[str, Any]:
+    """A run's metrics under the paper's convention, re-scored from the run's predictions and truth
+    when it was scored under another, so each Δ against the paper is like for like. `cache`: False
+    writes nothing (a dry run)."""
+    from navig.eval.metrics import score_files
+    from navig.eval.runner import PREDICTIONS
+
+    predictions, truth = Path(run_dir) / PREDICTIONS, Path(run_dir) / "truth.jsonl"
+    if metrics.get("convention") == PAPER_CONVENTION or not (predictions.is_file() and truth.is_file()):
+        return metrics  # the table names the policy these were scored under
+    return {**metrics, **score_files(predictions, truth, convention=PAPER_CONVENTION, truth_cache=cache)}
+
+
+def _policy_line(ours: dict[tuple[str, str, str], dict], bench: str) -> str:
+    used = sorted({(m.get("convention", "default"), m.get("failure_policy", "not recorded"))
+                   for (_, b, _), m in ours.items() if b == bench})
+    mine = "; ".join(f"convention '{c}', failure policy {p}" for c, p in used) if used else "not run"
+    return (f"Failure policy. paper rows: as published (the paper counts a failed parse as "
+            f"{PAPER_FAILURE_KM:,.0f} km); ours: {mine}.\n")
+
+
 def geolocation_tables(paper: dict[str, Any], ours: dict[tuple[str, str, str], dict] | None = None,
                        benchmarks: list[str] | None = None) -> str:
-    """One markdown table per benchmark in the paper's layout: per row the paper, ours and Δ."""
+    """One markdown table per benchmark in the paper's layout: per row the paper, ours and Δ; each
+    table says which failure policy its numbers use."""
     ours = ours or {}
     rows = paper.get("geolocation", [])
     names = benchmarks or sorted({b for row in rows for b in (row.get("results") or {})})
     out = []
     for bench in names:
         out.append(f"### {bench}\n")
+        out.append(_policy_line(ours, bench))
         out.append("| method | source | " + " | ".join(GEO_HEADERS) + " |")
         out.append("|" + "---|" * (len(GEO_HEADERS) + 2))
         seen = set()
@@ -219,8 +245,10 @@ def paper_report(paper: dict[str, Any], ours: dict | None = None, rouge: dict | 
         "## Geolocation (main table and ablations)\n",
         geolocation_tables(paper, ours, benchmarks),
         "## Tool usage\n",
+        "Tool calls per run: no distances, so no failure policy applies.\n",
         tool_usage_table(paper, ours),
         "## Reasoning quality (ROUGE F x100, NaviClues test)\n",
+        "ROUGE of the reasoning text: no distances, so no failure policy applies.\n",
         rouge_table(paper, rouge),
     ])
 
@@ -277,7 +305,7 @@ def reproduce(
             echo(f"running {run.model.name} / {run.benchmark_name} / {ABLATION_LABELS[run.ablation]}")
             metrics = run_eval(loaded[run.benchmark], make_options(run.model), run.run_dir, ablation=run.ablation,
                                retry_failed=retry_failed, locate=models_cache.locate)
-            ours[(run.model.name, run.benchmark_name, run.ablation)] = metrics
+            ours[(run.model.name, run.benchmark_name, run.ablation)] = paper_scored(run.run_dir, metrics)
         if naviclues:
             for spec in models:
                 rouge[spec.name] = evaluate_reasoning(naviclues, spec.model, out / spec.name / "rouge",
@@ -288,7 +316,8 @@ def reproduce(
         for run in plan.runs:  # show whatever earlier runs already finished
             metrics = load_run_metrics(run.run_dir)
             if metrics is not None:
-                ours[(run.model.name, run.benchmark_name, run.ablation)] = metrics
+                ours[(run.model.name, run.benchmark_name, run.ablation)] = paper_scored(run.run_dir, metrics,
+                                                                                        cache=False)
     names = list(dict.fromkeys([r.benchmark_name for r in plan.runs]))
     published = sorted({b for row in paper.get("geolocation", []) for b in (row.get("results") or {})})
     report = paper_report(paper, ours, rouge, list(dict.fromkeys(published + names)))

@@ -19,9 +19,9 @@ percentile) of start, guess and end times over matched rounds; points read exact
 round is not exact); distance within the display's rounding (0.81 km, or 0.1 %); dataset rows
 vs the truth's `kept` (rows of truth rounds not kept are `kept_false`, kept truth rounds with
 no row `kept_missed`); clue→frame alignment: for each row clue placed on a frame, the truth
-clue of that round whose text contains the clue's text (nearest in time when several do),
-error = |frame time − truth clue time| (clues matching no truth clue text are counted, not
-scored). Every figure is given overall and per group: per video and, where the truth videos
+clue of that round whose phrase contains the clue's text and was being said when the row clue
+was (see `clue_alignment`), error = |frame time − truth clue time| (other clues — filler, the
+conclusion naming the country again — are counted as `clues_unmatched`, not scored). Every figure is given overall and per group: per video and, where the truth videos
 carry them, per style, resolution and fps. The last stdout line is one JSON object.
 """
 from __future__ import annotations
@@ -41,6 +41,7 @@ import numpy as np
 
 DISTANCE_ABS_KM = 0.81  # half a mile: the coarsest rounding the game displays
 DISTANCE_REL = 0.001
+PHRASE_S_PER_WORD, PHRASE_SLACK_S = 0.25, 0.5  # how long saying a clue phrase may take (slow talk)
 
 
 class TruthError(ValueError):
@@ -181,7 +182,11 @@ def _norm(text: str) -> str:
 
 
 def clue_alignment(row: dict, truth_round: dict) -> tuple[list[float], int]:
-    """(|frame time − truth clue time| per placed clue that a truth clue's text contains, unmatched count)."""
+    """(|frame time − truth clue time| per placed clue that is a truth clue, number of placed clues that are not).
+
+    A row clue is a truth clue when the truth phrase contains its text and it was said while the
+    phrase was: within PHRASE_S_PER_WORD per phrase word (+ PHRASE_SLACK_S) of the truth time, so
+    the same name said again in the conclusion or the chat talk is not scored against the clue."""
     truth_clues = [(float(t), _norm(text)) for t, text in truth_round.get("clue_times") or []]
     frame_times = row.get("frame_times_s") or []
     errors, unmatched = [], 0
@@ -190,13 +195,14 @@ def clue_alignment(row: dict, truth_round: dict) -> tuple[list[float], int]:
         if idx is None or not 0 <= idx < len(frame_times):
             continue
         text = _norm(clue.get("text") or "")
-        said = [t for t, phrase in truth_clues if text and f" {text} " in f" {phrase} "]
+        times = [float(x) for x in (clue.get("start_s"), clue.get("end_s")) if x is not None]
+        said_at = sum(times) / len(times) if times else None
+        said = [t for t, phrase in truth_clues if text and f" {text} " in f" {phrase} " and said_at is not None
+                and abs(said_at - t) <= PHRASE_S_PER_WORD * len(phrase.split()) + PHRASE_SLACK_S]
         if not said:
             unmatched += 1
             continue
-        at = clue.get("start_s")
-        at = float(at) if at is not None else float(frame_times[idx])
-        t_true = min(said, key=lambda t: abs(t - at))
+        t_true = min(said, key=lambda t: abs(t - said_at))
         errors.append(abs(float(frame_times[idx]) - t_true))
     return errors, unmatched
 

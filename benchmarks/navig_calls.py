@@ -13,7 +13,7 @@ The released pattern (github.com/SparrowZheyuan18/Navig, evaluation.py + utils.p
 
 Random tiny VLMs never write a placeable answer, so their rows are failures on both sides. To
 compare OUTPUTS, both call patterns then run once more against one local OpenAI-compatible server
-(tests/navig_fixtures.openai_server, the real protocol over HTTP on 127.0.0.1), with the same tiny
+(navig.testing.openai_server, the real protocol over HTTP on 127.0.0.1), with the same tiny
 detector and guidebook. The server answers from the request alone: a Guesser prompt gets an answer
 chosen by the image it carries (JSON with coordinates, a city to geocode, a country only, or an
 unusable sentence), a sign-text prompt gets a place name or "None" chosen by the crop, other
@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # tiny-model builders shared with the tests
+sys.path.insert(0, str(ROOT))
 
 
 def original_locate(items, options, vlm, detectors, guidebook_dir, geocoder) -> list[dict]:
@@ -123,7 +123,7 @@ def compare_served(items, options, detector, guidebook, detectors, guidebook_dir
     pattern's (one detector per prompt, the guidebook reloaded from disk per retrieval)."""
     import dataclasses
 
-    from navig_fixtures import openai_server
+    from navig.testing import openai_server
 
     from navig.backends.openai_backend import OpenAIVLM
     from navig.pipeline import NavigPipeline
@@ -181,7 +181,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from navig_fixtures import make_scene_images, make_tiny_clip, make_tiny_grounding_dino, make_tiny_vlm, write_jsonl
+    from navig.testing import make_scene_images, make_tiny_clip, make_tiny_grounding_dino, make_tiny_vlm, write_jsonl
 
     from navig.pipeline import LocateOptions, NavigPipeline
     from navig.searcher.detector import ZeroShotDetector

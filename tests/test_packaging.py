@@ -9,6 +9,7 @@ transformers and datasets takes minutes).
 """
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -156,3 +157,21 @@ def test_navig_score_and_locate_help_run_in_the_navig_only_install(navig_venv, t
     assert metrics["country_acc"] == pytest.approx(0.5)  # truth countries reverse-geocoded offline
     helped = subprocess.run([str(navig), "locate", "--help"], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert helped.returncode == 0 and "--model" in helped.stdout, helped.stderr[-3000:]
+
+
+def test_benchmarks_import_nothing_from_tests():
+    """Benchmarks run from a checkout without the test suite: no tests/ on sys.path, no test module."""
+    test_modules = {p.stem for p in (ROOT / "tests").glob("*.py")} | {p.name for p in (ROOT / "tests").iterdir() if p.is_dir()}
+    offenders = []
+    for script in sorted((ROOT / "benchmarks").glob("*.py")):
+        tree = ast.parse(script.read_text(), filename=str(script))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module.split(".")[0]]
+            offenders += [f"{script.name}:{node.lineno} imports {n}" for n in names if n in test_modules or n == "tests"]
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.strip("/") == "tests":
+                offenders.append(f"{script.name}:{node.lineno} puts tests/ on a path")
+    assert offenders == []

@@ -276,3 +276,65 @@ def test_options_the_stage_owns_are_refused():
         load_config(overrides={"download": {"ytdlp_options": {"subtitleslangs": 5}}}, env={})
     cfg = load_config(overrides={"download": {"ytdlp_options": {"subtitleslangs": "en, de"}}}, env={})
     assert cfg.download.ytdlp_options["subtitleslangs"] == ["en", "de"]  # the CLI's comma form
+
+
+class _TimedDemoServer(DemoServer):
+    """The demo server, noting when each request arrived."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.arrivals: list[tuple[float, str]] = []
+
+    def log(self, path: str) -> None:
+        super().log(path)
+        self.arrivals.append((time.time(), path))
+
+
+def test_rate_limit_holds_per_http_request(corpus, tmp_path):
+    with _TimedDemoServer(corpus) as server:
+        ctx = _ctx(tmp_path, Video(id="good", url=server.watch_url("good")), requests_per_s=2)
+        outcome = DownloadStage()(ctx)
+        arrivals = sorted(server.arrivals)
+    assert outcome.status == "done", outcome.error
+    paths = [p for _, p in arrivals]
+    assert "/watch/good" in paths and "/media/good.mp4" in paths and "/media/good.en.vtt" in paths
+    gaps = [b - a for (a, _), (b, _) in zip(arrivals, arrivals[1:])]
+    # one yt-dlp call, several HTTP requests: each waits its 500 ms slot (half a slot of slack for a
+    # loaded machine; without a per-request limit they arrive milliseconds apart)
+    assert gaps and min(gaps) >= 0.25, list(zip(paths, gaps))
+    assert arrivals[-1][0] - arrivals[0][0] >= 0.5 * len(gaps) - 0.15
+
+
+def test_rate_limit_is_shared_by_workers_that_share_only_the_output_folder(corpus, tmp_path):
+    """Ray tasks on an existing cluster inherit nothing from the driver's environment: the budget
+    must come from the output folder they all write to."""
+    import os
+    import sys
+
+    out = tmp_path / "out"
+    code = ("import sys; from pathlib import Path; from collect.config import load_config; "
+            "from collect.records import Video; from collect.stages.base import VideoContext; "
+            "from collect.stages.download import DownloadStage; "
+            "cfg = load_config(overrides={'download': {'requests_per_s': 2, 'retries': 0}}, env={}); "
+            "print('ready', flush=True); sys.stdin.readline(); "
+            "o = DownloadStage()(VideoContext(Video(id=sys.argv[2], url=sys.argv[1]), Path(sys.argv[3]), cfg)); "
+            "print(o.status, o.error, flush=True)")
+    env = {k: v for k, v in os.environ.items() if k != "COLLECT_RATE_STATE"}  # nothing shared by inheritance
+    with _TimedDemoServer(corpus) as server:
+        procs = [subprocess.Popen([sys.executable, "-c", code, server.watch_url("good"), name, str(out)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env=env) for name in ("worker-a", "worker-b")]
+        for p in procs:  # both imported and configured …
+            assert p.stdout.readline().strip() == "ready"
+        for p in procs:  # … then both start at once
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        results = [p.communicate(timeout=120) for p in procs]
+        arrivals = sorted(t for t, _ in server.arrivals)
+    assert all(r[0].startswith("done") for r in results), results
+    assert len(arrivals) >= 6
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    # 2 requests/s across both workers: one 500 ms slot per request of either worker (separate budgets
+    # would let the two workers' requests arrive in pairs, a few ms apart)
+    assert min(gaps) >= 0.25, gaps
+    assert arrivals[-1] - arrivals[0] >= 0.5 * len(gaps) - 0.15

@@ -1,5 +1,10 @@
-"""yt-dlp behind one small client: shared options, a process-wide request rate limit, and
+"""yt-dlp behind one small client: shared options, a global request rate limit, and
 retries with exponential backoff (tenacity) on transient network errors only.
+
+The rate limit counts HTTP requests (every page, subtitle, media range or fragment yt-dlp
+fetches goes through `YoutubeDL.urlopen`, which waits for a slot), not yt-dlp calls. Its
+schedule lives in a state file: the download stage keeps it in the run's output folder, so
+every worker of a run, local processes or Ray tasks on an existing cluster, shares one budget.
 
 Everything goes through yt-dlp's Python API (`YoutubeDL.extract_info`); nothing here knows
 about YouTube's pages, so the same client works for the demo server (yt-dlp's generic
@@ -111,10 +116,13 @@ def _forget_rate_state(path: str, owner: int) -> None:
             del os.environ[RATE_STATE_ENV]
 
 
-def global_rate_limiter(per_second: float) -> RateLimiter:
-    """The limiter shared by every client in this process — and across processes when
-    `share_rate_limit_with_children()` ran in their parent (or COLLECT_RATE_STATE is set)."""
-    state = os.environ.get(RATE_STATE_ENV) or None
+RATE_STATE_FILE = ".rate-limit.state"  # in the run's output folder: seen by every worker of the run
+
+
+def global_rate_limiter(per_second: float, state_file: Path | str | None = None) -> RateLimiter:
+    """The limiter shared by every client in this process, and across processes that share
+    `state_file` (else the one `share_rate_limit_with_children()` set up, from COLLECT_RATE_STATE)."""
+    state = str(state_file) if state_file else (os.environ.get(RATE_STATE_ENV) or None)
     key = (per_second, state)
     with _LIMITERS_LOCK:
         if key not in _LIMITERS:
@@ -202,6 +210,30 @@ def base_options(user_options: dict[str, Any] | None = None) -> dict[str, Any]:
     return params
 
 
+_RATE_LIMITED_CLASS: type | None = None
+
+
+def rate_limited_youtube_dl(params: dict[str, Any], limiter: RateLimiter) -> Any:
+    """A `yt_dlp.YoutubeDL` whose every HTTP request (extractor pages, subtitles, media, fragments:
+    all go through `urlopen`) first waits for a slot of `limiter`."""
+    global _RATE_LIMITED_CLASS
+    if _RATE_LIMITED_CLASS is None:
+        import yt_dlp
+
+        class RateLimitedYoutubeDL(yt_dlp.YoutubeDL):
+            rate_limiter: RateLimiter | None = None
+
+            def urlopen(self, req: Any) -> Any:
+                if self.rate_limiter is not None:
+                    self.rate_limiter.acquire()
+                return super().urlopen(req)
+
+        _RATE_LIMITED_CLASS = RateLimitedYoutubeDL
+    ydl = _RATE_LIMITED_CLASS(params)
+    ydl.rate_limiter = limiter
+    return ydl
+
+
 def format_selector(max_height: int) -> str:
     # best video ≤ max_height + best audio (merged); else the best single file ≤ max_height;
     # heights unknown to the extractor (`?`) are accepted rather than rejected.
@@ -213,15 +245,16 @@ class YouTubeClient:
     """yt-dlp calls with a shared rate limit and tenacity retries on transient errors."""
 
     def __init__(self, ytdlp_options: dict[str, Any] | None = None, *, retries: int = 3, backoff_s: float = 2.0,
-                 requests_per_s: float = 2.0, max_backoff_s: float = 60.0):
+                 requests_per_s: float = 2.0, max_backoff_s: float = 60.0, rate_state: Path | str | None = None):
         self.options = dict(ytdlp_options or {})
         self.retries = max(0, int(retries))
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
-        self.limiter = global_rate_limiter(requests_per_s)
+        self.limiter = global_rate_limiter(requests_per_s, rate_state)
 
     def call(self, fn: Callable[[], T], what: str) -> T:
-        """Run `fn` under the rate limit; retry transient failures with exponential backoff."""
+        """Run `fn`; retry transient failures with exponential backoff (the rate limit applies to
+        each HTTP request `fn` makes, see `rate_limited_youtube_dl`)."""
         retrying = Retrying(
             stop=stop_after_attempt(self.retries + 1),
             wait=wait_exponential(multiplier=self.backoff_s, max=self.max_backoff_s),
@@ -232,14 +265,11 @@ class YouTubeClient:
         )
         for attempt in retrying:
             with attempt:
-                self.limiter.acquire()
                 return fn()
         raise AssertionError("unreachable")  # pragma: no cover
 
     def extract(self, url: str, *, flat: bool = False, extra: dict[str, Any] | None = None) -> dict:
         """Metadata only (no download). `flat=True` lists playlist/channel entries without resolving them."""
-        import yt_dlp
-
         params = base_options(self.options)
         params.update({"skip_download": True})
         if flat:
@@ -247,7 +277,7 @@ class YouTubeClient:
         params.update(extra or {})
 
         def run() -> dict:
-            with yt_dlp.YoutubeDL(params) as ydl:
+            with rate_limited_youtube_dl(params, self.limiter) as ydl:
                 info = ydl.extract_info(url, download=False)
                 if info is None:
                     raise PermanentError(f"yt-dlp returned nothing for {redact(url)}")
@@ -259,13 +289,11 @@ class YouTubeClient:
 
     def download(self, url: str, params: dict[str, Any]) -> dict:
         """One `extract_info(download=True)` call; returns the info dict yt-dlp built."""
-        import yt_dlp
-
         full = base_options(self.options)
         full.update(params)
 
         def run() -> dict:
-            with yt_dlp.YoutubeDL(full) as ydl:
+            with rate_limited_youtube_dl(full, self.limiter) as ydl:
                 info = ydl.extract_info(url, download=True)
                 if info is None:
                     raise PermanentError(f"yt-dlp returned nothing for {redact(url)}")

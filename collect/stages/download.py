@@ -17,8 +17,8 @@ from typing import Any
 
 from collect import layout
 from collect.config import USER_YTDLP_CHOICES
-from collect.clients.youtube import (YouTubeClient, ffmpeg_exe, format_selector, public_options, redact,
-                                     sanitize_info)
+from collect.clients.youtube import (RATE_STATE_FILE, YouTubeClient, ffmpeg_exe, format_selector, public_options,
+                                     redact, sanitize_info)
 from naviclues.fsutil import atomic_write_json, fingerprint, inside, read_json
 from collect.stages.base import Stage, StageOutcome, VideoContext
 
@@ -169,8 +169,10 @@ class DownloadStage(Stage):
         media_dir.mkdir(parents=True, exist_ok=True)
         settings = media_settings(cfg)
         _drop_stale_media(ctx, media_dir, settings)
+        # the rate-limit schedule lives in the output folder: every worker of the run (a pool process, a Ray task
+        # on another machine of the cluster) reaches it, as it reaches the run store
         client = YouTubeClient(cfg.ytdlp_options, retries=cfg.retries, backoff_s=cfg.backoff_s,
-                               requests_per_s=cfg.requests_per_s)
+                               requests_per_s=cfg.requests_per_s, rate_state=ctx.out_dir / RATE_STATE_FILE)
         try:
             info = client.download(ctx.video.url, download_params(media_dir, cfg.max_height, cfg.ytdlp_options))
         except Exception as exc:

@@ -49,7 +49,8 @@ class ReasoningConfig(_Section):
     backend: Literal["extractive", "openai", "transformers"] = "extractive"
     model: str | None = Field(None, description="openai: model name; transformers: hub id or local path")
     base_url: str = Field("https://api.openai.com/v1", description="OpenAI-compatible server root (…/v1)")
-    api_key_env: str = Field("OPENAI_API_KEY", description="name of the env var holding the API key")
+    api_key_env: str = Field("OPENAI_API_KEY", description="name of the env var holding the API key; OPENAI_API_KEY "
+                             "is sent to https://api.openai.com only (naviclues.api_keys), name another for another server")
     cache_dir: Path | None = Field(None, description="response cache (keyed by model + prompt hash)")
     temperature: float = 0.0
     max_tokens: int = 400

@@ -45,10 +45,15 @@ def locate(
     retry_failed: bool = typer.Option(False, "--retry-failed",
                                       help="Locate again the images whose line in --out is an infrastructure "
                                            "failure (VLM server/request error); the new line supersedes it."),
+    restart: bool = typer.Option(False, "--restart",
+                                 help="If --out holds lines made with other settings (model, adapter, prompts, "
+                                      "options, guidebook, geocoder), set them aside as OUT.<fingerprint>.old and "
+                                      "start over; without it such a file is refused."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Locate images with the Navig pipeline; one JSON line per image in --out."""
-    from navig.pipeline import collect_images, locate_options, locate_to_jsonl
+    """Locate images with the Navig pipeline; one JSON line per image in --out (resumed only under
+    the settings recorded in OUT.settings.json)."""
+    from navig.pipeline import SettingsMismatch, collect_images, locate_options, locate_to_jsonl
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
     try:
@@ -66,7 +71,10 @@ def locate(
         items = collect_images(images)
     except FileNotFoundError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    summary = locate_to_jsonl(items, out, options, report=report, retry_failed=retry_failed)
+    try:
+        summary = locate_to_jsonl(items, out, options, report=report, retry_failed=retry_failed, restart=restart)
+    except SettingsMismatch as exc:
+        raise typer.BadParameter(str(exc), param_hint="--out") from None
     typer.echo(json.dumps(summary, ensure_ascii=False))
 
 
@@ -135,20 +143,32 @@ def main() -> None:
     app()
 
 
-# train / eval / score / reproduce live in navig.cli_eval (another module); a missing or broken
-# one must not take `navig locate` down with it.
-try:
-    from navig import cli_eval
-except ImportError:  # not installed with this distribution: locate/guidebook/geocode still work
-    cli_eval = None
-if cli_eval is not None:
+# train / eval / score / reproduce live in navig.cli_eval (another module). If it cannot be imported
+# or registered, `navig locate` keeps working, but the error is not hidden: each of those commands
+# stays listed and, when called, fails with the original exception's message.
+EVAL_COMMANDS = ("train", "eval", "score", "reproduce")
+
+
+def _unavailable_command(name: str, error: BaseException) -> None:
+    reason = f"{type(error).__name__}: {error}"
+
+    @app.command(name, help=f"Unavailable in this installation: {reason}", add_help_option=False,
+                 context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    def unavailable(ctx: typer.Context) -> None:
+        typer.echo(f"navig {name} cannot run: loading navig.cli_eval failed with {reason}", err=True)
+        raise typer.Exit(1)
+
+
+def _register_eval_commands() -> None:
     try:
+        from navig import cli_eval
+
         cli_eval.register(app)
-    except Exception as exc:  # noqa: BLE001 - say so, but keep `navig locate` usable
-        import warnings
+    except Exception as exc:  # noqa: BLE001 - reported by every command it took down (above)
+        registered = {c.name for c in app.registered_commands}
+        for name in EVAL_COMMANDS:
+            if name not in registered:
+                _unavailable_command(name, exc)
 
-        warnings.warn(f"navig train/eval commands unavailable: {type(exc).__name__}: {exc}", stacklevel=1)
 
-
-if __name__ == "__main__":
-    main()
+_register_eval_commands()

@@ -12,6 +12,10 @@ import typer
 
 from navig.eval.ablations import ABLATIONS
 
+RESTART_HELP = ("a run folder whose predictions were made with other settings (model, adapter, prompts, options, "
+                "guidebook, geocoder, the benchmark's paper settings) is set aside and started over; without "
+                "--restart such a folder is refused")
+
 
 def _parse_options(pairs: list[str] | None) -> dict[str, Any]:
     import yaml
@@ -105,6 +109,7 @@ def eval_command(
     retry_failed: bool = typer.Option(False, "--retry-failed",
                                       help="redo samples whose earlier line is an infrastructure failure "
                                            "(VLM server/request error), not an unparseable answer"),
+    restart: bool = typer.Option(False, "--restart", help=RESTART_HELP),
 ) -> None:
     """Run the locate pipeline over benchmarks (resumable), score, write predictions/metrics/tables."""
     from naviclues.fsutil import atomic_write_text
@@ -114,8 +119,9 @@ def eval_command(
 
     _check_ablations(ablation)
     console = Console()
+    extra = _parse_options(option)
     options = make_locate_options(model, adapter, backend=backend, base_url=base_url, guidebook=guidebook,
-                                  geocoder=geocoder, batch_size=batch_size, extra=_parse_options(option))
+                                  geocoder=geocoder, batch_size=batch_size, extra=extra)
     from navig.pipeline import SharedModels
 
     from navig.eval.ablations import apply_ablation
@@ -133,8 +139,17 @@ def eval_command(
     # ablations with the adapter first, then those without it: each backend loads once
     pairs = sorted(((spec, abl) for spec in benchmark for abl in ablation),
                    key=lambda pair: apply_ablation(options, pair[1]).adapter is None)
+    if not restart:  # predictions made with other settings: refused before any model loads
+        from navig.eval.runner import settings_conflicts
+        from navig.pipeline import RESTART_HINT
+
+        problems = settings_conflicts([(benches[s], options, out / benchmark_name(s) / a, a) for s, a in pairs],
+                                      keep_options=extra)
+        if problems:
+            raise typer.BadParameter("\n".join(problems) + "\n" + RESTART_HINT, param_hint="--out")
     done = {pair: run_eval(benches[pair[0]], options, out / benchmark_name(pair[0]) / pair[1], ablation=pair[1],
-                           policy=policy, retry_failed=retry_failed, locate=models_cache.locate) for pair in pairs}
+                           policy=policy, retry_failed=retry_failed, locate=models_cache.locate, restart=restart,
+                           keep_options=extra) for pair in pairs}
     runs = [done[(spec, abl)] for spec in benchmark for abl in ablation]  # tables in the order asked
     for spec in benchmark:
         if rouge and parse_spec(spec)[0] == "naviclues":
@@ -170,6 +185,7 @@ def reproduce_command(
     option: Optional[List[str]] = typer.Option(None, help="extra LocateOptions field KEY=VALUE; repeatable"),
     retry_failed: bool = typer.Option(False, "--retry-failed",
                                       help="redo samples whose earlier line is an infrastructure failure"),
+    restart: bool = typer.Option(False, "--restart", help=RESTART_HELP),
 ) -> None:
     """Run models x benchmarks x ablations (resumable) and print the paper's tables beside ours."""
     from naviclues.fsutil import atomic_write_text
@@ -195,13 +211,18 @@ def reproduce_command(
 
     for spec in specs:  # every model's settings are checked before the first model loads
         options_for(spec)
-    result = reproduce(
-        specs, benchmark or ["gws5k", "im2gps3k"], out, ablations=_check_ablations(ablation or list(ABLATIONS)),
-        dry_run=dry_run, naviclues=naviclues, limit=limit,
-        make_options=options_for,
-        rouge_kwargs={"backend": backend or "transformers", "base_url": base_url},
-        echo=typer.echo, retry_failed=retry_failed,
-    )
+    from navig.pipeline import SettingsMismatch
+
+    try:
+        result = reproduce(
+            specs, benchmark or ["gws5k", "im2gps3k"], out, ablations=_check_ablations(ablation or list(ABLATIONS)),
+            dry_run=dry_run, naviclues=naviclues, limit=limit,
+            make_options=options_for,
+            rouge_kwargs={"backend": backend or "transformers", "base_url": base_url},
+            echo=typer.echo, retry_failed=retry_failed, restart=restart, keep_options=extra,
+        )
+    except SettingsMismatch as exc:
+        raise typer.BadParameter(str(exc), param_hint="--out") from None
     if not dry_run:
         atomic_write_text(out / "report.md", result["report"])
     typer.echo(json.dumps({"runs": len(result["plan"]), "dry_run": dry_run,

@@ -15,9 +15,15 @@ A failed row says why in `failure` and what kind of failure it was in `failure_k
 placeable could be read). `backend` and `pipeline` failures say nothing about the model, so
 `locate_to_jsonl(retry_failed=True)` locates those images again; the new line supersedes the old
 one (every reader keeps the LAST line per id).
+
+A prediction file is resumed only under the settings it was made with: `<out>.settings.json`
+records them (`run_settings`: model, adapter, backend, prompts, options, guidebook and geocoder,
+with the content identity of every local folder). Lines made with other settings are refused
+(`SettingsMismatch`, naming what differs) or, with `restart=True`, set aside before starting over.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -29,6 +35,7 @@ from typing import Any
 
 from PIL import Image
 
+from naviclues.fsutil import atomic_write_json, fingerprint, read_json
 from navig.backends.base import VLM, VLMError, VLMRequest, load_vlm
 from navig.guesser import build_guesser_prompt, parse_answer, resolve_prediction
 from navig.images import UNREADABLE, load_rgb
@@ -399,6 +406,144 @@ def read_done(out: Path | str, *, repair: bool = True) -> dict[str, dict]:
     return done
 
 
+# ---- the settings a prediction file was made with -----------------------------------------
+SETTINGS_SUFFIX = ".settings.json"
+# how fast or where a run goes, never what it answers: a resume may change these
+RESULT_NEUTRAL_OPTIONS = frozenset({"batch_size", "device", "concurrency", "vlm_max_batch", "api_key_env"})
+# settings only the Searcher reads (idle without it or without a detector) and only the Reasoner reads
+# (the adapter answers the Reasoner's requests only): they do not tell apart runs that never used them
+SEARCHER_OPTIONS = frozenset({"guidebook", "detector", "box_threshold", "text_threshold", "top_k", "min_crop_px",
+                              "crop_max_new_tokens", "detector_prompts", "ocr", "ocr_labels", "guidebook_k",
+                              "guidebook_max_distance", "guidebook_max_cross_distance", "geocoder_top_k"})
+REASONER_OPTIONS = frozenset({"adapter", "reasoning_prompt", "max_new_tokens"})
+LOCAL_PATH_OPTIONS = ("model", "adapter", "guidebook", "detector")
+_SAMPLED_FILE_BYTES = 8 << 20  # larger files are identified by their size and first and last MiB
+_SAMPLE = 1 << 20
+
+
+class SettingsMismatch(ValueError):
+    """A prediction file holds lines made with other settings than this run's."""
+
+
+def content_identity(path: Path | str) -> str:
+    """What a local model / adapter / guidebook folder holds: every file's relative path, size and
+    bytes. Files over 8 MiB (weights, indexes) count by their first and last MiB: retrained weights
+    differ there too, and reading a 15 GB checkpoint at every start would take minutes. A copy of
+    the folder is the same; a file changed in place is not."""
+    root = Path(path)
+    files = [root] if root.is_file() else sorted(
+        p for p in root.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    digest = hashlib.sha256()
+    for file in files:
+        size = file.stat().st_size
+        digest.update(f"{file.relative_to(root).as_posix() if file != root else file.name}\0{size}\0".encode())
+        with open(file, "rb") as fh:
+            if size <= _SAMPLED_FILE_BYTES:
+                digest.update(fh.read())
+            else:
+                digest.update(fh.read(_SAMPLE))
+                fh.seek(-_SAMPLE, os.SEEK_END)
+                digest.update(fh.read())
+    return digest.hexdigest()[:16]
+
+
+def _geocoder_identity(o: LocateOptions) -> str:
+    if o.geocoder == "nominatim":
+        return (o.geocoder_url or "https://nominatim.openstreetmap.org").rstrip("/")
+    try:  # the offline gazetteer's file name carries the version of its data and builder
+        from navig.searcher.geocoder import OfflineGeocoder
+
+        return OfflineGeocoder.default_path().name
+    except Exception as exc:  # noqa: BLE001 - the geocoder itself reports this when it is built
+        return f"offline (unknown data: {type(exc).__name__})"
+
+
+def run_settings(o: LocateOptions) -> dict[str, Any]:
+    """Everything that decides this run's answers, as plain JSON values: the options (less the
+    result-neutral ones and those of a stage that does not run), the content of each local model /
+    adapter / guidebook / detector folder, the pipeline's prompt texts and the geocoder's data."""
+    from navig import prompts
+
+    values = {f.name: getattr(o, f.name) for f in fields(o) if f.name not in RESULT_NEUTRAL_OPTIONS}
+    if not (o.use_searcher and o.detector):
+        values = {k: v for k, v in values.items() if k not in SEARCHER_OPTIONS}
+    if not o.use_reasoner:
+        values = {k: v for k, v in values.items() if k not in REASONER_OPTIONS}
+    for name in LOCAL_PATH_OPTIONS:
+        if values.get(name) and Path(str(values[name])).exists():
+            values[f"{name}_content"] = content_identity(values[name])
+    if values.get("base_url"):
+        values["base_url"] = str(values["base_url"]).rstrip("/")
+    values["geocoder_data"] = _geocoder_identity(o)
+    values["prompts"] = fingerprint({name: getattr(prompts, name) for name in prompts.__all__})
+    return json.loads(json.dumps(values, default=str))  # tuples → lists, paths → text: as read back
+
+
+def settings_path(out: Path | str) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + SETTINGS_SUFFIX)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def settings_conflict(out: Path | str, options: LocateOptions,
+                      settings: dict[str, Any] | None = None) -> str | None:
+    """Why the lines already in `out` cannot be resumed by a run with `options` (None: they can, or
+    there are none). Reads only."""
+    out = Path(out)
+    n_lines = len(read_done(out, repair=False))
+    if not n_lines:
+        return None
+    settings = settings if settings is not None else run_settings(options)
+    record = settings_path(out)
+    if not record.is_file():
+        return (f"{out}: {n_lines} line(s) but no record of the settings they were made with ({record.name} is "
+                f"missing: written by an older navig, or by hand), so they cannot be resumed as this run")
+    recorded = (read_json(record) or {}).get("settings") or {}
+    if recorded == settings:
+        return None
+    changes = []
+    for key in sorted(set(recorded) | set(settings)):
+        old, new = recorded.get(key, "(not used)"), settings.get(key, "(not used)")
+        if old != new:
+            changes.append(f"{key}: changed" if key.endswith("_content") or key == "prompts"
+                           else f"{key}: {_shown(old)} -> {_shown(new)}")
+    return f"{out}: {n_lines} line(s) were made with other settings ({'; '.join(changes)})"
+
+
+RESTART_HINT = ("rerun with --restart (restart=True) to set those lines aside and locate again, "
+                "or write to another output")
+
+
+def claim_settings(out: Path | str, options: LocateOptions, *, restart: bool = False) -> dict[str, Any]:
+    """Make sure the lines in `out` were made with this run's settings, then record them next to it
+    (`<out>.settings.json`). On a mismatch: `SettingsMismatch`, or with `restart` the old lines and
+    their record are renamed to `<out>.<fingerprint>.old` (kept, not deleted) and `out` starts over."""
+    out = Path(out)
+    settings = run_settings(options)
+    conflict = settings_conflict(out, options, settings)
+    record = settings_path(out)
+    if conflict and not restart:
+        raise SettingsMismatch(f"{conflict}; {RESTART_HINT}")
+    if conflict:
+        old = read_json(record).get("fingerprint", "unrecorded") if record.is_file() else "unrecorded"
+        aside, n = out.with_name(f"{out.name}.{old}.old"), 2
+        while aside.exists():
+            aside, n = out.with_name(f"{out.name}.{old}.{n}.old"), n + 1
+        os.replace(out, aside)
+        if record.is_file():
+            os.replace(record, settings_path(aside))
+        log.warning("%s: %s; set aside as %s", out, conflict, aside.name)
+    recorded = read_json(record) if record.is_file() else {}
+    if recorded.get("settings") != settings:  # new, set aside, or a record left by a run that wrote no line
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(record, {"fingerprint": fingerprint(settings), "settings": settings})
+    return settings
+
+
 def collect_images(inputs: list[Path | str]) -> list[tuple[str, Path]]:
     """(id, path) for image files and folders (recursively); ids are stems or folder-relative paths."""
     items: list[tuple[str, Path]] = []
@@ -502,8 +647,12 @@ def _free_accelerator_memory() -> None:
 
 def locate_to_jsonl(items: list[tuple[str, Path]], out: Path, options: LocateOptions,
                     report: Path | None = None, pipeline: NavigPipeline | None = None, *,
-                    retry_failed: bool = False) -> dict:
+                    retry_failed: bool = False, restart: bool = False) -> dict:
     """Locate every (id, image) not yet in `out`, appending one flushed line per image.
+
+    Lines already in `out` are resumed only if they were made with these settings (see
+    `claim_settings`): otherwise `SettingsMismatch` before anything loads, or with `restart` they
+    are set aside and every image is located again.
 
     `retry_failed`: also locate again the ids whose last line is an infrastructure failure
     (`failure_kind` backend/pipeline, e.g. the server was down); the new line supersedes the old
@@ -516,6 +665,7 @@ def locate_to_jsonl(items: list[tuple[str, Path]], out: Path, options: LocateOpt
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    settings = claim_settings(out, options, restart=restart)
     done = read_done(out)
     unique: dict[str, Path] = {}
     for ident, path in items:
@@ -524,7 +674,7 @@ def locate_to_jsonl(items: list[tuple[str, Path]], out: Path, options: LocateOpt
     todo = [(i, p) for i, p in unique.items() if i not in done or i in retry]
     summary = {"done": 0, "skipped": len(unique) - len(todo), "retried": len(retry), "failures": 0,
                "failure_reasons": {}, "failure_kinds": {}, "stage_errors": 0, "policies": {}, "tool_usage": {},
-               "out": str(out), "seconds": 0.0}
+               "out": str(out), "settings_fingerprint": fingerprint(settings), "seconds": 0.0}
     start = time.perf_counter()
     policies, reasons, kinds = Counter(), Counter(), Counter()
     if todo:

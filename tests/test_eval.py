@@ -85,6 +85,30 @@ def test_im2gps3k_yfcc4k_and_hf_loaders(tmp_path):
     assert sample.image.parent == tmp_path / "cache" / "naviclues" and sample.image.is_file()
 
 
+def test_hf_image_cache_is_keyed_by_content_not_by_id(tmp_path):
+    """A new version of a dataset (same id, another picture) must not get the old cached image."""
+    from datasets import Dataset, DatasetDict
+    from PIL import Image
+
+    from navig.eval.benchmarks import load_benchmark
+
+    def save(colour):
+        rows = [{"id": "r1", "lat": 1.0, "lng": 2.0, "image": Image.new("RGB", (8, 8), colour)}]
+        DatasetDict({"test": Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "ds"))
+
+    save("red")
+    (first,) = load_benchmark(f"hf:{tmp_path / 'ds'}", tmp_path / "cache").samples
+    assert Image.open(first.image).convert("RGB").getpixel((4, 4))[0] > 200
+    (again,) = load_benchmark(f"hf:{tmp_path / 'ds'}", tmp_path / "cache").samples
+    assert again.image == first.image  # unchanged bytes: the cached file is reused
+
+    save("blue")  # the dataset behind the same id and name changed
+    (changed,) = load_benchmark(f"hf:{tmp_path / 'ds'}", tmp_path / "cache").samples
+    assert changed.id == "r1" and changed.image != first.image
+    red, green, blue = Image.open(changed.image).convert("RGB").getpixel((4, 4))
+    assert blue > 200 and red < 50
+
+
 def test_navig_eval_end_to_end_resumes_and_counts_failures(bench_dir, tmp_path):
     from typer.testing import CliRunner
 

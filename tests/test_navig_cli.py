@@ -296,3 +296,27 @@ def test_locate_unknown_ocr_engine_is_a_usage_error(tmp_path):
                       "--model", "/nonexistent/model"])
     assert result.exit_code == 2 and "ocr='tesseract'" in result.output
     assert not (tmp_path / "p.jsonl").exists()
+
+
+def test_an_import_error_in_the_eval_commands_is_shown_not_swallowed():
+    """A broken navig.cli_eval (here: a module it imports cannot be imported) must not turn `navig eval`
+    into "No such command": the command stays, fails, and says what the import error was; locate works."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "sys.modules['navig.eval.ablations'] = None  # importing it now raises ImportError\n"
+        "from typer.testing import CliRunner\n"
+        "from navig.cli import app\n"
+        "r = CliRunner().invoke(app, ['eval', '--benchmark', 'gws5k', '--model', 'm', '--out', 'o'])\n"
+        "print('EVAL', r.exit_code, r.output)\n"
+        "print('LOCATE', CliRunner().invoke(app, ['locate', '--help']).exit_code)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    eval_line = next(line for line in proc.stdout.splitlines() if line.startswith("EVAL"))
+    assert eval_line.startswith("EVAL 1 ")
+    assert "navig eval cannot run" in eval_line and "ModuleNotFoundError" in eval_line
+    assert "navig.eval.ablations" in eval_line  # the original exception's message
+    assert "LOCATE 0" in proc.stdout

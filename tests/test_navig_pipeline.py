@@ -81,10 +81,15 @@ def test_locate_cli_tiny_models_end_to_end(tmp_path, shared_cache, guidebook):
     assert html.count('class="row"') == 4 and "<svg" in html and "<rect" in html and "unreadable image" in html
     assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
 
-    # rerun: nothing left to do, so no model is even loaded (a bogus model id proves it)
-    rerun = CliRunner().invoke(app, ["locate", str(images), "--out", str(out), "--model", "/nonexistent/model"])
+    # rerun: nothing left to do, so no model is even loaded (no pipeline, no tool usage)
+    rerun = CliRunner().invoke(app, args)
     assert rerun.exit_code == 0, rerun.output
-    assert json.loads(rerun.stdout.strip().splitlines()[-1])["skipped"] == 4
+    rerun_summary = json.loads(rerun.stdout.strip().splitlines()[-1])
+    assert rerun_summary["skipped"] == 4 and rerun_summary["tool_usage"] == {}
+    assert len(_lines(out)) == 4
+    # another model on the same file is refused (its lines are not this model's), before it loads
+    other = CliRunner().invoke(app, ["locate", str(images), "--out", str(out), "--model", "/nonexistent/model"])
+    assert other.exit_code == 2 and "/nonexistent/model" in " ".join(other.output.split())
     assert len(_lines(out)) == 4
 
     # a crash mid-write leaves a torn last line: it is dropped and that image is done again

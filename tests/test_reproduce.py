@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from navig_fixtures import make_scene_images, openai_server
@@ -29,6 +30,11 @@ def test_dry_run_prints_plan_and_published_tables(tmp_path):
     assert "| Navig (Qwen2-VL) | paper | 0.7 | 6.7 | 31.9 | 66.9 | 91.1 | 965 | 3,389 |" in out
     assert "| Navig (Qwen2-VL) | paper | 5.5 | 28.9 | 49.1 | 68.3 | 84.0 | 1,631 | 3,482 |" in out
     assert "| Qwen2-VL Reasoner | paper | 51.4 | 14.6 | 24.3 |" in out
+    # the ablations from Tables 6/14: only 750/25/1 km are published, the rest is n/a
+    assert "| w/o Searcher | paper | 0.2 | 5.8 | n/a | 67.0 | n/a | n/a | n/a |" in out
+    assert "| plain model | paper | 5.3 | 29.9 | 48.9 | 65.0 | 75.0 | 2,483 | 3,237 |" in out
+    assert "| qwen2-vl | im2gps3k | paper | rag: 213, osm: 21, comment: 493 |" in out
+    assert "note: im2gps3k: the paper's settings box_threshold=0.8, text_threshold=0.6" in out
     last = json.loads(out.strip().splitlines()[-1])
     assert last == {"runs": 10, "dry_run": True, "samples_done": 0, "out": str(tmp_path / "out")}
     assert not (tmp_path / "out").exists()  # a dry run writes nothing
@@ -71,6 +77,35 @@ def test_paper_results_file_is_complete_for_the_quoted_numbers():
     assert yaml.safe_load(PAPER_RESULTS.read_text())["metrics"][0] == "acc_1km"
 
 
+def test_paper_ablations_are_filled_from_tables_6_and_14():
+    """Tables 6/14 print ablations as changes from Navig at 750/25/1 km; the loader adds them up.
+    Their vanilla-VLM line must agree with the full rows of Tables 2/13 (a check on the transcription)."""
+    from navig.eval.reproduce import load_paper_results
+
+    paper = load_paper_results()
+    rows = {(r["model"], r["ablation"]): r for r in paper["geolocation"]}
+    assert {m for m, _ in rows} == {"qwen2-vl", "llava", "minicpm-v"} and len(rows) == 15
+    for (model, ablation), row in rows.items():
+        for bench in ("gws5k", "im2gps3k"):
+            assert row["results"][bench] is not None, (model, ablation, bench)
+            assert all(row["results"][bench][k] is not None for k in ("acc_1km", "acc_25km", "acc_750km"))
+    no_searcher = rows[("qwen2-vl", "no_searcher")]["results"]
+    assert no_searcher["gws5k"] == {"acc_1km": 0.2, "acc_25km": 5.8, "acc_200km": None, "acc_750km": 67.0,
+                                    "acc_2500km": None, "mean_km": None, "geoscore": None}
+    assert rows[("qwen2-vl", "no_training")]["results"]["im2gps3k"]["acc_750km"] == 64.0  # 68.3 - 4.3
+    assert rows[("qwen2-vl", "plain")]["results"]["gws5k"]["mean_km"] == 1124  # Table 2, vanilla Qwen2-VL
+    # the paper itself disagrees on vanilla MiniCPM-V at GWS5k (Table 6 vs Table 2), noted in the YAML
+    known = {("minicpm-v", "gws5k", "acc_750km"), ("minicpm-v", "gws5k", "acc_25km")}
+    for model in ("qwen2-vl", "llava", "minicpm-v"):
+        plain, full = rows[(model, "plain")], rows[(model, "full")]["results"]
+        for bench, change in plain["change_from_full"].items():
+            for key, delta in change.items():
+                if (model, bench, key) not in known:
+                    assert abs(full[bench][key] + delta - plain["results"][bench][key]) <= 0.1 + 1e-9, (model, bench, key)
+    assert paper["benchmark_settings"]["im2gps3k"] == {"box_threshold": 0.8, "text_threshold": 0.6}
+    assert {r["benchmark"]: r["counts"]["osm"] for r in paper["tool_usage"]} == {"gws5k": 70, "im2gps3k": 21}
+
+
 def test_small_matrix_runs_and_compares(tmp_path):
     from navig.cli_eval import make_locate_options
     from navig.eval.reproduce import parse_model_specs, reproduce
@@ -99,6 +134,17 @@ def test_small_matrix_runs_and_compares(tmp_path):
         # resumable: a second pass locates nothing
         again = reproduce(specs, [f"gws5k:{bench}"], tmp_path / "out", ablations=["full", "no_searcher"],
                           make_options=make, echo=lines.append)
+        assert len(server.requests) == n_requests
+        # another adapter under the same model name: every stale run is named, nothing runs
+        from navig.pipeline import SettingsMismatch
+
+        other = parse_model_specs(["qwen2-vl=served-base"], ["qwen2-vl=other-lora"])
+        with pytest.raises(SettingsMismatch) as refused:
+            reproduce(other, [f"gws5k:{bench}"], tmp_path / "out", ablations=["full", "no_searcher"],
+                      make_options=make, echo=lines.append)
+        message = str(refused.value)
+        assert "adapter: 'navig-lora' -> 'other-lora'" in message and str(tmp_path / "out" / "qwen2-vl" / "gws5k" / "full") in message
+        assert str(tmp_path / "out" / "qwen2-vl" / "gws5k" / "no_searcher") in message
         assert len(server.requests) == n_requests
     assert [p["done"] for p in again["plan"]] == [2, 2]
     full = result["ours"]["qwen2-vl/gws5k/full"]

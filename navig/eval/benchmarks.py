@@ -13,7 +13,8 @@ Formats:
   imagefolder column) / `image`, `country`, `city`; without a file column an image whose stem is
   the id is used.
 - `hf`: a `save_to_disk` folder or a Hub id with an `image` (or `images`) column and lat/lng; the
-  `test` split when there are several. Images are written once to a cache folder.
+  `test` split when there are several. Images are written once to a cache folder, keyed by id and
+  the hash of the image's bytes (a changed image is written anew, never reused by id).
 - `naviclues`: the NaviClues dataset (folder or Hub id), `test` split, which also carries the human
   `reasoning` used for ROUGE.
 
@@ -23,6 +24,7 @@ the cause, never dropped silently.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -178,27 +180,61 @@ def _load_hf_dataset(source: str | Path, split: str | None):
     return data
 
 
+def _undecoded(feature: Any) -> Any:
+    """The same image feature (or list of images) with decoding off: rows then carry the encoded
+    bytes, which key the image cache and are decoded only when an image is written."""
+    import copy
+
+    feature = copy.deepcopy(feature)
+    target = feature.feature if hasattr(feature, "feature") else feature
+    if hasattr(target, "decode"):
+        target.decode = False
+    return feature
+
+
+def _encoded_image(value: Any) -> bytes | None:
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if not value:
+        return None
+    if value.get("bytes"):
+        return value["bytes"]
+    return Path(value["path"]).read_bytes() if value.get("path") else None
+
+
 def load_hf(source: str | Path, cache_dir: Path, name: str = "hf", split: str | None = None) -> Benchmark:
-    """A datasets folder / Hub id; images are written to `cache_dir/<name>/` once (JPEG)."""
+    """A datasets folder / Hub id; images are written to `cache_dir/<name>/` once (JPEG), each under
+    its id and the hash of its encoded bytes, so a dataset whose image changed under the same id
+    (a new version, another dataset of the same name) never reuses the old picture."""
+    from io import BytesIO
+
+    from PIL import Image
+
     data = _load_hf_dataset(source, split)
     cols = set(data.column_names)
     image_col = "images" if "images" in cols else "image" if "image" in cols else None
     if image_col is None:
         raise ValueError(f"{source}: no image/images column (columns: {sorted(cols)})")
+    data = data.cast_column(image_col, _undecoded(data.features[image_col]))
     folder = Path(cache_dir) / safe_name(name)
     folder.mkdir(parents=True, exist_ok=True)
     bench = Benchmark(name, str(source))
     for index in range(len(data)):
         row = data[index]
         row_id = str(row["id"]) if row.get("id") not in (None, "") else f"{index:06d}"
-        target = folder / f"{safe_name(row_id)}.jpg"
+        encoded = _encoded_image(row[image_col])
+        if encoded is None:
+            bench.problems.append(f"{source}[{index}]: id {row_id!r}: no image")
+            continue
+        target = folder / f"{safe_name(row_id)}-{hashlib.sha256(encoded).hexdigest()[:16]}.jpg"
         if not target.is_file():
-            picture = row[image_col][0] if image_col == "images" and row[image_col] else row[image_col]
-            if picture is None:
-                bench.problems.append(f"{source}[{index}]: id {row_id!r}: no image")
+            try:
+                picture = Image.open(BytesIO(encoded)).convert("RGB")
+            except (OSError, ValueError) as exc:  # undecodable bytes: this row is unusable, the rest go on
+                bench.problems.append(f"{source}[{index}]: id {row_id!r}: unreadable image ({exc})")
                 continue
             with atomic_path(target) as tmp:
-                picture.convert("RGB").save(tmp, format="JPEG", quality=95)
+                picture.save(tmp, format="JPEG", quality=95)
         _add(bench, f"{source}[{index}]", row_id, target,
              _pick(row, "lat", "latitude", "LAT"), _pick(row, "lng", "lon", "longitude", "LON"),
              country=_pick(row, "country", "country_code"), city=_pick(row, "city"),

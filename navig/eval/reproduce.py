@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import yaml
 
@@ -59,7 +59,20 @@ class Plan:
 
 
 def load_paper_results(path: Path | str = PAPER_RESULTS) -> dict[str, Any]:
-    return yaml.safe_load(Path(path).read_text("utf-8"))
+    """The published numbers; an ablation row printed as `change_from_full` (points off the model's
+    full row, Tables 6 and 14) gets `results` = full + change where it has none of its own."""
+    paper = yaml.safe_load(Path(path).read_text("utf-8"))
+    rows = paper.get("geolocation") or []
+    full = {row["model"]: row.get("results") or {} for row in rows if row["ablation"] == "full"}
+    for row in rows:
+        results = dict(row.get("results") or {})
+        for bench, change in (row.get("change_from_full") or {}).items():
+            base = full.get(row["model"], {}).get(bench) or {}
+            if results.get(bench) is None and base:
+                results[bench] = {key: round(base[key] + change[key], 1) if key in change and base.get(key) is not None
+                                  else None for key in paper.get("metrics") or base}
+        row["results"] = results
+    return paper
 
 
 def parse_model_specs(models: list[str], adapters: list[str] | None = None) -> list[ModelSpec]:
@@ -105,6 +118,13 @@ def build_plan(models: list[ModelSpec], benchmarks: list[str], ablations: list[s
                     plan.notes.append(str(exc))
                 plan.runs.append(PlannedRun(spec, bench, name, ablation, run_dir, len(done),
                                             sum(1 for row in done.values() if needs_retry(row))))
+    from navig.eval.runner import paper_benchmark_settings
+
+    for name in dict.fromkeys(benchmark_name(b) for b in benchmarks):
+        if paper_benchmark_settings(name):
+            shown = ", ".join(f"{k}={v}" for k, v in paper_benchmark_settings(name).items())
+            plan.notes.append(f"{name}: the paper's settings {shown} (paper_results.yaml benchmark_settings; "
+                              "an --option of the same name wins)")
     if any(spec.placeholder for spec in models):
         plan.notes.append(f"no --model given: planned with the paper's {PAPER_MODEL} and its Reasoner adapter "
                           f"{ADAPTER_TO_BE_GIVEN}; a real run needs --model (and --adapter)")
@@ -267,10 +287,15 @@ def reproduce(
     rouge_kwargs: dict[str, Any] | None = None,
     echo: Callable[[str], None] = print,
     retry_failed: bool = False,
+    restart: bool = False,
+    keep_options: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Run (or, with `dry_run`, only plan) the matrix; print and return the comparison tables.
 
-    `retry_failed`: redo samples whose line is an infrastructure failure (see `run_eval`)."""
+    `retry_failed`: redo samples whose line is an infrastructure failure (see `run_eval`). Every
+    run folder whose predictions were made with other settings is named in one `SettingsMismatch`
+    before the first run starts, unless `restart` (set them aside, see `run_eval`). The paper's
+    per-benchmark settings apply except for the options named in `keep_options`."""
     out = Path(out)
     ablations = ablations or list(ABLATIONS)
     paper = load_paper_results()
@@ -299,12 +324,22 @@ def reproduce(
         def backend_group(run) -> tuple:
             return order.get(run.model.name, 0), apply_ablation(make_options(run.model), run.ablation).adapter is None
 
-        for run in sorted(plan.runs, key=backend_group):
+        for run in plan.runs:
             if run.benchmark not in loaded:
                 loaded[run.benchmark] = load_benchmark(run.benchmark, cache_dir or out / "_images").limit(limit)
+        if not restart:  # every stale run folder named at once, before the first model loads
+            from navig.eval.runner import settings_conflicts
+            from navig.pipeline import RESTART_HINT, SettingsMismatch
+
+            problems = settings_conflicts([(loaded[r.benchmark], make_options(r.model), r.run_dir, r.ablation)
+                                           for r in plan.runs], keep_options)
+            if problems:
+                raise SettingsMismatch("\n".join(problems) + f"\n{RESTART_HINT}")
+        for run in sorted(plan.runs, key=backend_group):
             echo(f"running {run.model.name} / {run.benchmark_name} / {ABLATION_LABELS[run.ablation]}")
             metrics = run_eval(loaded[run.benchmark], make_options(run.model), run.run_dir, ablation=run.ablation,
-                               retry_failed=retry_failed, locate=models_cache.locate)
+                               retry_failed=retry_failed, locate=models_cache.locate, restart=restart,
+                               keep_options=keep_options)
             ours[(run.model.name, run.benchmark_name, run.ablation)] = paper_scored(run.run_dir, metrics)
         if naviclues:
             for spec in models:

@@ -9,8 +9,16 @@ Layout of one run folder (`<out>/<benchmark>/<ablation>/`):
   only locates what is missing, and a finished run is only re-scored. With `retry_failed`, samples
   whose last line is an infrastructure failure (server down: `failure_kind` backend/pipeline) are
   located again and their new line supersedes the old one (the last line per id counts).
+- `predictions.jsonl.settings.json`: the settings the predictions were made with
+  (`navig.pipeline.claim_settings`). A rerun with other settings (another model, adapter, prompt,
+  option, guidebook, geocoder, or the benchmark's paper settings) is refused before anything is
+  located (`SettingsMismatch`), or with `restart` the old lines are set aside and the run starts over.
 - `metrics.json`: `navig.eval.metrics.score_files` + tool usage + run settings.
 - `metrics.md`: the same as a markdown table row.
+
+The paper's per-benchmark settings (`benchmark_settings` in `paper_results.yaml`, e.g. its
+GroundingDINO thresholds on Im2GPS3k) are applied to the benchmarks the paper used, except the
+options the caller names in `keep_options` (set on the command line); `metrics.json` records them.
 """
 from __future__ import annotations
 
@@ -18,12 +26,50 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from naviclues.fsutil import atomic_write_json, atomic_write_text, read_json
+from naviclues.fsutil import atomic_write_json, atomic_write_text, fingerprint, read_json
 from navig.eval.ablations import ABLATION_LABELS, apply_ablation
 from navig.eval.benchmarks import Benchmark
 from navig.eval.metrics import THRESHOLDS_KM, load_predictions, score_files, tool_usage
 
 PREDICTIONS = "predictions.jsonl"
+
+
+def paper_benchmark_settings(benchmark_name: str) -> dict[str, Any]:
+    """The paper's settings for one of its benchmarks (`benchmark_settings` in paper_results.yaml;
+    {} for a benchmark it did not use)."""
+    from navig.eval.reproduce import load_paper_results
+
+    return dict((load_paper_results().get("benchmark_settings") or {}).get(benchmark_name) or {})
+
+
+def run_options(benchmark: Benchmark, options: Any, ablation: str = "full",
+                keep_options: Iterable[str] = ()) -> tuple[Any, dict[str, Any]]:
+    """The options one run uses: the ablation's switches, then the paper's settings for this
+    benchmark except those in `keep_options`. Returns (options, the paper settings applied)."""
+    import dataclasses
+
+    options = apply_ablation(options, ablation)
+    keep = set(keep_options)
+    applied = {k: v for k, v in paper_benchmark_settings(benchmark.name).items() if k not in keep}
+    if applied:
+        options = dataclasses.replace(options, **applied)
+    return options, applied
+
+
+def settings_conflicts(runs: Iterable[tuple[Benchmark, Any, Path | str, str]],
+                       keep_options: Iterable[str] = ()) -> list[str]:
+    """For (benchmark, options, run folder, ablation) runs: why each one's existing predictions
+    cannot be resumed with these settings (empty: all can). Reads only; no model loads."""
+    from navig.pipeline import settings_conflict
+
+    keep = tuple(keep_options)
+    problems = []
+    for benchmark, options, run_dir, ablation in runs:
+        effective, _ = run_options(benchmark, options, ablation, keep)
+        problem = settings_conflict(Path(run_dir) / PREDICTIONS, effective)
+        if problem:
+            problems.append(problem)
+    return problems
 
 
 def _default_locate() -> Callable:
@@ -42,18 +88,23 @@ def run_eval(
     policy: str = "miss",
     locate: Callable | None = None,
     retry_failed: bool = False,
+    restart: bool = False,
+    keep_options: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Locate every sample of `benchmark` not yet in `out_dir`, score, write metrics; return them.
 
     `report`: an HTML report path handed to the pipeline; `locate`: the locate function
     (`navig.pipeline.locate_to_jsonl` by default); `retry_failed`: also redo samples whose last
-    line is an infrastructure failure (see `navig.pipeline.needs_retry`).
+    line is an infrastructure failure (see `navig.pipeline.needs_retry`); `restart`: predictions
+    made with other settings are set aside instead of refused (`navig.pipeline.claim_settings`);
+    `keep_options`: option names the paper's per-benchmark settings must not override.
     """
-    from navig.pipeline import needs_retry, read_done
+    from navig.pipeline import claim_settings, needs_retry, read_done
 
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    options = apply_ablation(options, ablation)
+    options, paper_settings = run_options(benchmark, options, ablation, keep_options)
+    settings = claim_settings(run_dir / PREDICTIONS, options, restart=restart)  # before any line is reused
     truth_path = benchmark.write_truth(run_dir / "truth.jsonl")
     have = read_done(run_dir / PREDICTIONS)
     retry = {sid for sid, row in have.items() if retry_failed and needs_retry(row)}
@@ -78,6 +129,8 @@ def run_eval(
         "adapter": (str(options.adapter) if getattr(options, "adapter", None) else None),
         "use_reasoner": getattr(options, "use_reasoner", None),
         "use_searcher": getattr(options, "use_searcher", None),
+        "paper_benchmark_settings": paper_settings,
+        "settings_fingerprint": fingerprint(settings),
         "tool_usage": usage["calls"],
         "tool_usage_samples": usage["samples"],
         "resumed_lines": len(have),
@@ -158,5 +211,5 @@ def tool_usage_markdown(runs: Iterable[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["run_eval", "markdown_table", "rich_table", "tool_usage_markdown", "load_run_metrics",
+__all__ = ["run_eval", "run_options", "settings_conflicts", "paper_benchmark_settings", "markdown_table", "rich_table", "tool_usage_markdown", "load_run_metrics",
            "PREDICTIONS"]

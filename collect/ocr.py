@@ -60,5 +60,17 @@ def read_text(image: np.ndarray, min_score: float = 0.5) -> list[OcrLine]:
     return lines
 
 
+def recognize(image: np.ndarray, min_score: float = 0.5) -> str | None:
+    """The text of an image holding one line (recognition only, no detection), or None.
+
+    For a line the detector cut short: a lone "0" before "points" is often boxed as a dot."""
+    image = np.ascontiguousarray(image)
+    if image.ndim != 3 or image.shape[0] < 8 or image.shape[1] < 8:
+        return None
+    result, _ = engine()(image[:, :, ::-1].copy(), use_det=False, use_cls=False, use_rec=True)
+    text, score = (result or [["", 0.0]])[0]
+    return str(text) if text and float(score) >= min_score else None
+
+
 def joined(lines: Sequence[OcrLine]) -> str:
     return " ".join(line.text for line in lines)

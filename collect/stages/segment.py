@@ -62,6 +62,7 @@ NUMBER_WORDS = {w: i for i, w in enumerate(
 _NUM = r"(\d{1,2}|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + ")"
 _TRANSCRIPT_CUE = re.compile(rf"\b(?:(next|last|final) round|round {_NUM})\b", re.I)
 _CHAPTER_ROUND = re.compile(rf"\bround\s*{_NUM}\b", re.I)
+_LONE_POINTS = re.compile(r"p\s*[o0]\s*[i1l]\s*n\s*t\s*[s5]?", re.I)
 # a spoken round number this close to a round's start is about that round (farther away it may
 # be a look back: "round two was brutal")
 CUE_NEAR_START_S = 15.0
@@ -116,12 +117,24 @@ class Reader:
         self.stats = OcrStats()
         self.cache_hits = 0
         self._recent: dict[str, list[tuple[np.ndarray, object]]] = {"counter": [], "result": []}
+        self.results_under_hud = False  # read the result panel of frames with a HUD too
 
     def _ocr(self, image: np.ndarray) -> list[str]:
         from collect import ocr
 
         t0 = time.perf_counter()
-        lines = [line.text for line in ocr.read_text(image)]
+        found = ocr.read_text(image)
+        lines = [line.text for line in found]
+        for i, line in enumerate(found):
+            if _LONE_POINTS.fullmatch(line.text.strip()):
+                # the detector lost the number before "points" (a lone "0" gets boxed as a dot):
+                # recognise the line again with room on its left
+                x0, y0, x1, y1 = line.box
+                h = y1 - y0
+                strip = image[max(0, int(y0 - 0.3 * h)):int(y1 + 0.3 * h), max(0, int(x0 - 4 * h)):int(x1) + 1]
+                again = ocr.recognize(strip)
+                if again and parse_points(again) is not None:
+                    lines[i] = again
         self.stats.calls += 1
         self.stats.seconds += time.perf_counter() - t0
         return lines
@@ -162,6 +175,10 @@ class Reader:
 
     def observe(self, t: float, crops) -> Observation:
         hud = self.hud(crops)
+        if hud and self.results_under_hud:  # a layout that keeps the HUD on result screens
+            if (res := self.result(crops)) is not None:
+                return Observation(t, "result", round=hud.round, total=hud.total, points=res.points,
+                                   distance_km=res.distance_km, text=res.text, button=res.button)
         if hud:
             return Observation(t, "play", round=hud.round, total=hud.total, score=hud.score)
         screen = self.screen(crops)
@@ -308,8 +325,6 @@ def _refuse_non_rounds(obs: list[Observation], runs: list[list[Observation]], co
     result-like sponsor card inside a round leaves the counter where it was). In any video: nothing
     after the end-of-game summary or the last round's VIEW SUMMARY, before gameplay resumes, is a round.
     """
-    if counter_on_results:
-        return runs, []
     kept, refused = [], []
     for n, run in enumerate(runs):
         first, last = run[0].time, run[-1].time
@@ -392,17 +407,16 @@ def segment_video(path: Path | str, config: SegmentConfig | None = None, transcr
     # and no result screen was found, read the result panel of the counter frames too.
     counter_on_results = False
     if counters_seen and not any(o.kind == "result" for o in obs):
-        for i, (t, crops) in enumerate(samples):
-            if obs[i].kind == "play" and (res := reader.result(crops)) is not None:
-                counter_on_results = True
-                obs[i] = Observation(t, "result", round=obs[i].round, total=obs[i].total, points=res.points,
-                                     distance_km=res.distance_km, text=res.text, button=res.button)
+        reader.results_under_hud = True
+        obs = [reader.observe(t, c) for t, c in samples]
+        counter_on_results = any(o.kind == "result" for o in obs)
+        reader.results_under_hud = counter_on_results
 
     runs = _result_runs(obs, counters_seen, every)
     clock["dense"] = time.perf_counter()
     scan_step, scanned = min(every, max(step, SCAN_STEP_S)), set()
     for _ in range(2):  # a second pass only where the first one's findings still leave rounds unseen
-        if counter_on_results or not (counters_seen and _scan_gaps(path, info, obs, runs, max_side, reader, crops_at, scan_step,
+        if not (counters_seen and _scan_gaps(path, info, obs, runs, max_side, reader, crops_at, scan_step,
                                              scanned)):
             break
         runs = _result_runs(obs, counters_seen, every)

@@ -216,3 +216,16 @@ def test_real_challenge_payloads_with_their_creators_game():
         assert challenge.round_count == payload["challenge"]["roundCount"] == len(challenge.rounds)
         assert challenge.creator == creator["nick"] and challenge.player == creator["nick"]
         assert [r.player_points for r in challenge.rounds] == [4874, 0, 3512, 5000, 2101]
+
+
+def test_another_player_setting_searches_the_pages_again(tmp_path):
+    games = {TOKEN: other_players(3) + [highscores_item(CREATOR_ID, "StreamerOne", STREAMER_GUESSES)]}
+    with GeoGuessrServer({TOKEN: challenge_payload(TOKEN)}, games, cookie=COOKIE) as server:
+        creator = ChallengeStage()(ctx_for(tmp_path, server.url))
+        before = len(server.paths("/api/v3/results/highscores/"))
+        other = ctx_for(tmp_path, server.url, player="player1")  # the same video folder, another player
+        again = ChallengeStage()(other)
+        after = len(server.paths("/api/v3/results/highscores/"))
+    assert creator.outputs["player"] == "StreamerOne" and before == 1
+    assert again.status == "done" and again.outputs["source"] == "api" and after == 2
+    assert again.outputs["player"] == "player1" and stored(other).rounds[0].player_points == 3999

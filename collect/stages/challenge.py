@@ -342,9 +342,9 @@ class ChallengeStage(Stage):
                 atomic_write_bytes(raw_challenge, body)
                 fetched = True
             wanted = player_keys(challenge_payload, cfg.player)
-            if raw_rounds.is_file():
-                rounds_payload = _load_json(raw_rounds, token)
-            else:
+            rounds_payload = _load_json(raw_rounds, token) if raw_rounds.is_file() else None
+            if not isinstance(rounds_payload, dict) or rounds_payload.get("playerWanted") != sorted(wanted):
+                # not cached, or cached while looking for another player: search the pages again
                 rounds_payload, pages = self._fetch_games(api(), token, challenge.round_count, wanted, cfg)
                 parse_challenge(token, challenge_payload, rounds_payload, cfg.player)  # validate before caching
                 atomic_write_json(raw_rounds, rounds_payload)
@@ -373,4 +373,4 @@ class ChallengeStage(Stage):
         kept = [first] if first is not None else []
         if mine is not None and mine is not first:
             kept.append(mine)
-        return {"items": kept, "paginationToken": None, "pagesRead": pages}, pages
+        return {"items": kept, "paginationToken": None, "pagesRead": pages, "playerWanted": sorted(wanted)}, pages

@@ -165,7 +165,8 @@ class ChallengeConfig(_Section):
     timeout_s: float = Field(20.0, gt=0)
     max_wait_s: float = Field(120.0, ge=0, description="longest Retry-After (429/5xx) honoured per retry")
     player: str | None = Field(None, description="GeoGuessr nick or user id of the video's player, whose guesses "
-                               "(points, distance) are recorded; None = the challenge's creator")
+                               "(points, distance) are recorded; None = the video's channel name, else the "
+                               "challenge's creator (compared without case or spaces)")
     page_size: int = Field(26, ge=1, le=100, description="games per highscores page")
     max_pages: int = Field(20, ge=1, description="highscores pages read while looking for the player's game")
 

@@ -33,8 +33,9 @@ def games_with_streamer_at(position: int, total: int) -> list[dict]:
     return games
 
 
-def ctx_for(tmp_path: Path, server_url: str, token: str = TOKEN, video_id: str = "vid-1", **challenge_cfg) -> VideoContext:
-    video = Video(id=video_id, url=f"http://x/watch/{video_id}", challenge_tokens=[token])
+def ctx_for(tmp_path: Path, server_url: str, token: str = TOKEN, video_id: str = "vid-1", channel: str = "",
+            **challenge_cfg) -> VideoContext:
+    video = Video(id=video_id, url=f"http://x/watch/{video_id}", challenge_tokens=[token], channel=channel)
     cfg = load_config(overrides={"challenge": {"api_base": server_url, "ncfa_cookie": COOKIE, "retries": 2,
                                                "backoff_s": 0.01, "timeout_s": 2, **challenge_cfg}}, env={})
     return VideoContext(video=video, out_dir=tmp_path / "out", config=cfg)
@@ -229,3 +230,17 @@ def test_another_player_setting_searches_the_pages_again(tmp_path):
     assert creator.outputs["player"] == "StreamerOne" and before == 1
     assert again.status == "done" and again.outputs["source"] == "api" and after == 2
     assert again.outputs["player"] == "player1" and stored(other).rounds[0].player_points == 3999
+
+
+def test_the_channel_playing_a_viewers_challenge_is_the_player(tmp_path):
+    # the challenge was made by a viewer; the streamer's GeoGuessr nick is their channel name without spaces
+    payload = challenge_payload(TOKEN, creator_id="61viewer0000000000000000", creator_nick="SomeViewer")
+    games = {TOKEN: other_players(30) + [highscores_item(CREATOR_ID, "StreamerOne", STREAMER_GUESSES)]}
+    with GeoGuessrServer({TOKEN: payload}, games, cookie=COOKIE) as server:
+        streamer = ctx_for(tmp_path / "a", server.url, channel="Streamer One")
+        outcome = ChallengeStage()(streamer)
+        unknown = ChallengeStage()(ctx_for(tmp_path / "b", server.url, channel="Another Channel", max_pages=2))
+    assert outcome.status == "done" and outcome.outputs["player"] == "StreamerOne", outcome.error
+    assert [r.player_points for r in stored(streamer).rounds] == [4874, 0, 3512, 5000, 2101]
+    assert unknown.status == "done" and unknown.outputs["player"] is None
+    assert "no game of the channel (Another Channel) or the creator (SomeViewer) in 2 highscores page(s)" in unknown.note

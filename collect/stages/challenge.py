@@ -3,7 +3,8 @@
 The settings come from `GET /api/v3/challenges/<token>` and the five locations from the
 first finished game in `GET /api/v3/results/highscores/<token>` (see
 `collect.clients.geoguessr`). The highscores pages are followed (`paginationToken`) until the
-game of the video's player turns up (`challenge.player`, default the challenge's creator): that
+game of the video's player turns up (`challenge.player`, default the video's channel name or the
+challenge's creator, compared without case or spaces): that
 game's guesses give each round's points and distance. Raw responses are kept in `raw/` so a
 rerun parses them without a request; `challenge.offline_dir` supplies payloads instead of the
 API. A 404 (the challenge was deleted) is recorded as the video's `ChallengeDeleted` outcome;
@@ -66,11 +67,11 @@ def _optional_number(value: Any) -> float | None:
 
 
 def parse_challenge(token: str, challenge_payload: dict, rounds_payload: dict | None,
-                    player: str | None = None) -> Challenge:
+                    player: str | None = None, channel: str | None = None) -> Challenge:
     """Build a `Challenge` from the two API payloads; raises MalformedResponseError naming the problem.
 
-    `player` (a nick or user id; default: the challenge's creator) picks whose guesses fill the
-    rounds' `player_*` fields when that player's game is among the highscores items."""
+    `player` (a nick or user id; default: the video's channel name or the challenge's creator)
+    picks whose guesses fill the rounds' `player_*` fields when that game is among the items."""
     if not isinstance(challenge_payload, dict):
         raise MalformedResponseError(f"challenge {token}: challenge payload is not a JSON object")
     settings = challenge_payload.get("challenge")
@@ -94,18 +95,25 @@ def parse_challenge(token: str, challenge_payload: dict, rounds_payload: dict | 
     if rounds_payload is not None:
         challenge.rounds = parse_rounds(token, rounds_payload)
         challenge.player = apply_player_guesses(token, challenge.rounds, rounds_payload,
-                                                player_keys(challenge_payload, player))
+                                                player_keys(challenge_payload, player, channel))
     return challenge
 
 
-def player_keys(challenge_payload: dict, player: str | None) -> set[str]:
-    """Lower-cased nick / user id that identify the video's player: the configured one, else the creator."""
+def _name_key(name: str) -> str:
+    # nicks and channel names compared without case, spaces or punctuation ("GeoDemo Plays" = "GeoDemoPlays")
+    return re.sub(r"[\W_]+", "", name.casefold())
+
+
+def player_keys(challenge_payload: dict, player: str | None, channel: str | None = None) -> set[str]:
+    """Name keys (see `_name_key`) of the video's player: the configured nick / user id, else the
+    video's channel name and the challenge's creator (streamers play their own or a viewer's challenge)."""
     if player:
-        return {player.strip().lower()}
+        return {_name_key(player)} - {""}
+    keys = {_name_key(channel)} if channel else set()
     creator = challenge_payload.get("creator") if isinstance(challenge_payload, dict) else None
-    if not isinstance(creator, dict):
-        return set()
-    return {str(creator[k]).strip().lower() for k in ("id", "nick") if isinstance(creator.get(k), str) and creator[k]}
+    if isinstance(creator, dict):
+        keys |= {_name_key(creator[k]) for k in ("id", "nick") if isinstance(creator.get(k), str) and creator[k]}
+    return keys - {""}
 
 
 def _items(token: str, rounds_payload: Any) -> list:
@@ -118,7 +126,7 @@ def _items(token: str, rounds_payload: Any) -> list:
 
 
 def find_player_item(items: list, wanted: set[str]) -> dict | None:
-    """The highscores item of the player named by `wanted` (user id or nick, lower-cased), if present."""
+    """The highscores item of the player named by `wanted` (name keys of user id or nick), if present."""
     if not wanted:
         return None
     for item in items:
@@ -127,7 +135,7 @@ def find_player_item(items: list, wanted: set[str]) -> dict | None:
         game = item.get("game") if isinstance(item.get("game"), dict) else {}
         player = game.get("player") if isinstance(game.get("player"), dict) else {}
         names = {item.get("userId"), item.get("playerName"), player.get("id"), player.get("nick")}
-        if wanted & {n.strip().lower() for n in names if isinstance(n, str) and n}:
+        if wanted & {_name_key(n) for n in names if isinstance(n, str) and n}:
             return item
     return None
 
@@ -302,7 +310,8 @@ class ChallengeStage(Stage):
         if len(challenge.rounds) != challenge.round_count:
             notes.append(f"challenge has roundCount {challenge.round_count} but {len(challenge.rounds)} rounds came back")
         if challenge.player is None:
-            who = ctx.config.challenge.player or f"the creator ({challenge.creator or 'unknown'})"
+            who = ctx.config.challenge.player or (f"the channel ({ctx.video.channel or 'unknown'}) or the creator "
+                                                  f"({challenge.creator or 'unknown'})")
             where = f" in {pages} highscores page(s)" if pages else ""
             notes.append(f"no game of {who}{where}: the rounds carry no player points or distance")
         outcome.note = "; ".join(notes) or None
@@ -317,7 +326,8 @@ class ChallengeStage(Stage):
                 challenge_payload, rounds_payload = offline
                 if rounds_payload is None:
                     raise MalformedResponseError(f"challenge {token}: offline payload in {cfg.offline_dir} has no rounds")
-                return parse_challenge(token, challenge_payload, rounds_payload, cfg.player), "offline", 0
+                return parse_challenge(token, challenge_payload, rounds_payload, cfg.player,
+                                       ctx.video.channel), "offline", 0
         name = safe_name(token)
         raw_challenge = ctx.path(layout.CHALLENGE_RAW_DIR, f"challenge_{name}.json")
         raw_rounds = ctx.path(layout.CHALLENGE_RAW_DIR, f"rounds_{name}.json")
@@ -341,15 +351,16 @@ class ChallengeStage(Stage):
                 challenge = parse_challenge(token, challenge_payload, None)  # validate before caching
                 atomic_write_bytes(raw_challenge, body)
                 fetched = True
-            wanted = player_keys(challenge_payload, cfg.player)
+            wanted = player_keys(challenge_payload, cfg.player, ctx.video.channel)
             rounds_payload = _load_json(raw_rounds, token) if raw_rounds.is_file() else None
             if not isinstance(rounds_payload, dict) or rounds_payload.get("playerWanted") != sorted(wanted):
                 # not cached, or cached while looking for another player: search the pages again
                 rounds_payload, pages = self._fetch_games(api(), token, challenge.round_count, wanted, cfg)
-                parse_challenge(token, challenge_payload, rounds_payload, cfg.player)  # validate before caching
+                parse_challenge(token, challenge_payload, rounds_payload, cfg.player,
+                                ctx.video.channel)  # validate before caching
                 atomic_write_json(raw_rounds, rounds_payload)
                 fetched = True
-        final = parse_challenge(token, challenge_payload, rounds_payload, cfg.player)
+        final = parse_challenge(token, challenge_payload, rounds_payload, cfg.player, ctx.video.channel)
         return final, ("api" if fetched else "cache"), pages
 
     @staticmethod

@@ -174,3 +174,27 @@ def test_rendered_summary_read_by_rapidocr_is_refused():
     read = _ocr_lines(_render([("GAME SUMMARY", 16), ("18,455 points", 24), ("PLAY AGAIN", 14)], 420))
     reading = read_result_screen(read)
     assert reading.kind == "summary", read
+
+
+@pytest.mark.parametrize("size", [36, 40])
+def test_timed_out_zero_lost_by_the_detector_is_recognised_again(size):
+    """A lone '0' in a wide monospace font is boxed as a dot or not at all: the Reader recognises
+    the 'points' line again with room on its left and gets '0 points'."""
+    import io
+
+    import matplotlib
+
+    from collect.stages.segment import Reader
+
+    mono = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSansMono-Bold.ttf"
+    image = Image.new("RGB", (730, 290), (60, 33, 95))
+    draw = ImageDraw.Draw(image)
+    draw.text((275, 110), "0 points", font=ImageFont.truetype(str(mono), size), fill=(255, 255, 255))
+    draw.rounded_rectangle([420, 210, 615, 255], radius=22, fill=(140, 60, 220))
+    draw.text((445, 220), "NEXT ROUND", font=ImageFont.truetype(str(mono), 22), fill=(255, 255, 255))
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", quality=30)
+    pixels = np.asarray(Image.open(buf).convert("RGB"))
+    assert parse_points(" ".join(_ocr_lines(pixels))) is None  # the detector alone loses the number
+    reading = Reader().screen({"result_img": pixels})
+    assert (reading.kind, reading.points, reading.distance_km, reading.button) == ("result", 0, None, "NEXTROUND")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -177,6 +178,22 @@ def make_tiny_grounding_dino(dir: Path | str) -> Path:
     return out
 
 
+def _clip_like_towers(tokenizer, *, layers: int, image_size: int, patch_size: int, max_positions: int) -> dict:
+    """Text and vision tower settings of a tiny CLIP-style model (CLIP, OWLv2)."""
+    tower = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": layers, "num_attention_heads": 4}
+    text = {**tower, "vocab_size": len(tokenizer), "max_position_embeddings": max_positions,
+            "pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id}
+    return {"text_config": text, "vision_config": {**tower, "image_size": image_size, "patch_size": patch_size}}
+
+
+def _save(out: Path, model, processor) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
 def make_tiny_clip(dir: Path | str) -> Path:
     """A tiny random CLIPModel + CLIPProcessor saved in `dir`."""
     import torch
@@ -186,29 +203,12 @@ def make_tiny_clip(dir: Path | str) -> Path:
     if (out / "config.json").exists():
         return out
     tokenizer = _word_level_tokenizer([])
-    config = CLIPConfig(
-        text_config={
-            "vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64,
-            "num_hidden_layers": 2, "num_attention_heads": 4, "max_position_embeddings": 77,
-            "pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.bos_token_id,
-            "eos_token_id": tokenizer.eos_token_id,
-        },
-        vision_config={
-            "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-            "num_attention_heads": 4, "image_size": 32, "patch_size": 8,
-        },
-        projection_dim=16,
-    )
+    config = CLIPConfig(**_clip_like_towers(tokenizer, layers=2, image_size=32, patch_size=8, max_positions=77),
+                        projection_dim=16)
     torch.manual_seed(0)
     model = CLIPModel(config).eval()
-    image_processor = CLIPImageProcessorPil(
-        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
-    )
-    processor = CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    return out
+    image_processor = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    return _save(out, model, CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer))
 
 
 def make_tiny_owlv2(dir: Path | str) -> Path:
@@ -221,23 +221,12 @@ def make_tiny_owlv2(dir: Path | str) -> Path:
         return out
     tokenizer = _word_level_tokenizer([])
     tokenizer.model_max_length = 16
-    config = Owlv2Config(
-        text_config={"vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64,
-                     "num_hidden_layers": 1, "num_attention_heads": 4, "max_position_embeddings": 16,
-                     "pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.bos_token_id,
-                     "eos_token_id": tokenizer.eos_token_id},
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-                       "num_attention_heads": 4, "image_size": 64, "patch_size": 16},
-        projection_dim=32,
-    )
+    config = Owlv2Config(**_clip_like_towers(tokenizer, layers=1, image_size=64, patch_size=16, max_positions=16),
+                         projection_dim=32)
     torch.manual_seed(0)
     model = Owlv2ForObjectDetection(config).eval()
-    processor = Owlv2Processor(image_processor=Owlv2ImageProcessorPil(size={"height": 64, "width": 64}),
-                               tokenizer=tokenizer)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    return out
+    image_processor = Owlv2ImageProcessorPil(size={"height": 64, "width": 64})
+    return _save(out, model, Owlv2Processor(image_processor=image_processor, tokenizer=tokenizer))
 
 
 def make_scene_images(dir: Path | str, n: int = 3, size: tuple[int, int] = (640, 480)) -> list[Path]:
@@ -293,51 +282,52 @@ class LocalServer:
         self.close()
 
 
+class JsonHandler(BaseHTTPRequestHandler):
+    """Request handler base of the local servers: quiet, records each request on its LocalServer,
+    answers JSON."""
+
+    owner: LocalServer
+
+    def log_message(self, *args):
+        pass
+
+    def record(self, **fields) -> dict:
+        entry = {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
+                 "time": time.monotonic(), **fields}
+        self.owner.requests.append(entry)
+        return entry
+
+    def reply(self, status: int, payload=None) -> None:
+        data = b"" if payload is None else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
 def openai_server(answer, fail_first: int = 0) -> LocalServer:
     """OpenAI-compatible `/v1/chat/completions`; `answer(body) -> str` writes each reply (an int is
-    answered as that HTTP error status); the first
-    `fail_first` requests get HTTP 503 (to exercise retries)."""
-    import time as _time
+    answered as that HTTP error status); the first `fail_first` requests get HTTP 503 (to exercise
+    retries)."""
 
-    class Handler(BaseHTTPRequestHandler):
-        owner: LocalServer
-
-        def log_message(self, *args):
-            pass
-
+    class Handler(JsonHandler):
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-            self.owner.requests.append({"path": self.path, "body": body, "headers": {k.lower(): v for k, v in self.headers.items()},
-                                        "time": _time.monotonic()})
+            self.record(body=body)
             if len(self.owner.requests) <= fail_first:
-                self.send_response(503)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(b'{"error": {"message": "overloaded", "type": "server_error"}}')
-                return
+                return self.reply(503, {"error": {"message": "overloaded", "type": "server_error"}})
             if self.path.rstrip("/") != "/v1/chat/completions":
-                self.send_response(404)
-                self.end_headers()
-                return
+                return self.reply(404)
             text = answer(body)
             if isinstance(text, int):  # an HTTP error status chosen by the test
-                self.send_response(text)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(b'{"error": {"message": "rejected", "type": "invalid_request_error"}}')
-                return
-            payload = {
+                return self.reply(text, {"error": {"message": "rejected", "type": "invalid_request_error"}})
+            self.reply(200, {
                 "id": f"chatcmpl-{len(self.owner.requests)}", "object": "chat.completion", "created": 0,
                 "model": body.get("model"),
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                              "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-            }
-            data = json.dumps(payload).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            })
 
     return LocalServer(Handler)

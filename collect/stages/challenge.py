@@ -275,7 +275,7 @@ class ChallengeStage(Stage):
         cfg = ctx.config.challenge
         # the challenge's identity is its token; the API host (a mirror, the demo server's port) is not
         return {"offline_dir": str(cfg.offline_dir) if cfg.offline_dir else None, "token": self._token(ctx),
-                "player": cfg.player}
+                "player": cfg.player or {"channel": ctx.video.channel}}  # whose guesses are read
 
     def input_files(self, ctx: VideoContext) -> list[Path]:
         cfg = ctx.config.challenge

@@ -118,7 +118,9 @@ def find_reveal_spill(round_: RoundInput, previous: RoundInput | None, max_s: fl
             last_reason = reason
         chain_end, last_time = max(chain_end, index), max(last_time, float(window[index].get("end", t)))
         why.append(f"{reason}@{t:.1f}")
-    if chain_end < 0 or last_reason == "round start":  # a round-start phrase is where the spill ends
+    if all(w.startswith("round start") for w in why):  # only "next round": nothing of the previous round
+        return 0, []
+    if last_reason == "round start":  # a round-start phrase is where the spill ends
         return chain_end + 1, why
     return _utterance_end(window, chain_end) + 1, why
 

@@ -23,8 +23,9 @@ BENCH = ROOT / "benchmarks" / "segment_accuracy.py"
 
 
 @pytest.fixture(scope="session")
-def realgame_corpus(request) -> tuple[Path, dict]:
-    root = generate_cached(request.config.cache.mkdir("realgame"))
+def realgame_corpus(request, tmp_path_factory) -> tuple[Path, dict]:
+    cache = getattr(request.config, "cache", None)  # None under `-p no:cacheprovider`
+    root = generate_cached(cache.mkdir("realgame") if cache is not None else tmp_path_factory.mktemp("realgame"))
     return root, json.loads((root / "truth.json").read_text("utf-8"))
 
 

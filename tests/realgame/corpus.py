@@ -537,12 +537,15 @@ def generate_cached(cache_root: Path, videos: tuple[VideoSpec, ...] = VIDEOS) ->
     Path(cache_root).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".realgame-", dir=cache_root))
     generate_corpus(work, videos)
+    import shutil
+
     try:
         os.replace(work, target)
     except OSError:  # another process finished first: use theirs
-        import shutil
-
         shutil.rmtree(work, ignore_errors=True)
+    for old in Path(cache_root).iterdir():  # corpora of earlier versions of this code
+        if old.is_dir() and old != target and not old.name.startswith("."):
+            shutil.rmtree(old, ignore_errors=True)
     return target
 
 

@@ -142,7 +142,10 @@ def _matches(line_letters: str, words: Sequence[str]) -> str | None:
     best, score = None, 0.0
     for word in words:
         # short words need an exact match (one letter off turns END into AND)
-        s = fuzz.ratio(line_letters, word) if len(word) >= 6 else (100.0 if line_letters == word else 0.0)
+        if len(word) >= 6 and abs(len(line_letters) - len(word)) <= 2:  # "NEXTROUNDPLS" is chat, not the button
+            s = fuzz.ratio(line_letters, word)
+        else:
+            s = 100.0 if line_letters == word else 0.0
         if s > score:
             best, score = word, s
     return best if score >= _FUZZY_MIN else None
@@ -190,23 +193,49 @@ def _all_point_values(text: str) -> list[int]:
     return values
 
 
-def read_result_screen(lines: Sequence[str]) -> ScreenReading:
-    """Classify the result-panel text of one frame.
+# a line this much smaller than the screen's tallest text is small print (chat, captions, labels)
+PROMINENT_HEIGHT = 0.6
+
+
+def _text_and_height(line) -> tuple[str, float | None]:
+    if isinstance(line, str):
+        return line, None
+    x0, y0, x1, y1 = line.box
+    return line.text, float(y1 - y0)
+
+
+def read_result_screen(lines: Sequence) -> ScreenReading:
+    """Classify the result-panel text of one frame (lines: strings, or OCR lines with boxes).
 
     A round's result screen shows its points with the distance or its button (a timed-out round:
     '0 points' and the button, no distance); the summary after the last round shows a total and
-    headings of its own. Anything else (intro cards, sponsor spots, chat) is "other".
+    headings of its own. Anything else (intro cards, sponsor spots, chat) is "other". With boxes,
+    scores are read from the prominent lines only: a chat overlay's "4000 points easy" is small print
+    next to the result's big "4,874 points".
     """
-    text = " ".join(lines)
-    values = _all_point_values(text)
+    items = [_text_and_height(line) for line in lines]
+    texts = [t for t, _ in items]
+    heights = [h for _, h in items if h]
+    tallest = max(heights) if heights else None
+    # point values by line, the prominent lines' first (then top to bottom)
+    valued = []
+    for i, (t, h) in enumerate(items):
+        for v in _all_point_values(t):
+            valued.append((h is not None and tallest is not None and h < PROMINENT_HEIGHT * tallest, i, v))
+    if not valued:  # a number and its "points" on two lines
+        valued = [(False, 0, v) for v in _all_point_values(" ".join(texts))]
+    valued.sort()
+    prominent = [v for small, _, v in valued if not small]
+    values = prominent or [v for _, _, v in valued]
+    text = " ".join(texts)
     points = next((v for v in values if 0 <= v <= 5000), None)
     distance = parse_distance_km(text)
-    button = find_button(lines)
-    marker = summary_marker(lines)
-    too_big = [v for v in values if v > 5000]
-    if marker is not None or too_big or len(values) >= 3:
+    button = find_button(texts)
+    marker = summary_marker(texts)
+    too_big = [v for v in prominent if v > 5000]
+    if marker is not None or too_big or len(prominent) >= 3:
         why = (f"summary heading {marker!r}" if marker else
-               f"total {too_big[0]} points" if too_big else f"{len(values)} point values on one screen")
+               f"total {too_big[0]} points" if too_big else f"{len(prominent)} point values on one screen")
         return ScreenReading("summary", points, distance, button, why, text, too_big)
     if points is not None and (distance is not None or button is not None):
         return ScreenReading("result", points, distance, button, "", text)

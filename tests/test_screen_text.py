@@ -198,3 +198,24 @@ def test_timed_out_zero_lost_by_the_detector_is_recognised_again(size):
     assert parse_points(" ".join(_ocr_lines(pixels))) is None  # the detector alone loses the number
     reading = Reader().screen({"result_img": pixels})
     assert (reading.kind, reading.points, reading.distance_km, reading.button) == ("result", 0, None, "NEXTROUND")
+
+
+def _line(text: str, height: float, y: float) -> ocr.OcrLine:
+    return ocr.OcrLine(text, 0.95, (10.0, y, 10.0 + 9 * len(text), y + height))
+
+
+def test_chat_overlay_points_are_small_print_next_to_the_result():
+    lines = [_line("4000 points easy", 12, 5), _line("round 3 was rigged", 12, 20),
+             _line("4,867 points", 34, 60), _line("Your guess was 25 miles from the correct location", 16, 110),
+             _line("NEXT ROUND", 18, 150)]
+    reading = read_result_screen(lines)
+    assert (reading.kind, reading.points, reading.distance_km) == ("result", 4867, 40.234)
+    # three chat lines with points do not make a summary either
+    chat = [_line(f"{n} points lol", 12, 5 + 15 * i) for i, n in enumerate((4000, 5000, 3000))]
+    assert read_result_screen(chat + lines[2:]).kind == "result"
+
+
+def test_sponsor_card_with_chat_is_not_a_result():
+    lines = [_line("next round pls", 12, 5), _line("SPONSORED BY SAFEROUTE VPN", 30, 40),
+             _line("Earn 500 bonus points", 20, 90), _line("GET THE DEAL", 18, 140)]
+    assert read_result_screen(lines).kind == "other"

@@ -35,7 +35,7 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -119,12 +119,13 @@ class Reader:
         self._recent: dict[str, list[tuple[np.ndarray, object]]] = {"counter": [], "result": []}
         self.results_under_hud = False  # read the result panel of frames with a HUD too
 
-    def _ocr(self, image: np.ndarray) -> list[str]:
+    def _ocr(self, image: np.ndarray) -> list:
+        """OCR lines (text and box) of one crop."""
         from collect import ocr
 
         t0 = time.perf_counter()
         found = ocr.read_text(image)
-        lines = [line.text for line in found]
+        lines = list(found)
         for i, line in enumerate(found):
             if _LONE_POINTS.fullmatch(line.text.strip()):
                 # the detector lost the number before "points" (a lone "0" gets boxed as a dot):
@@ -134,7 +135,7 @@ class Reader:
                 strip = image[max(0, int(y0 - 0.3 * h)):int(y1 + 0.3 * h), max(0, int(x0 - 4 * h)):int(x1) + 1]
                 again = ocr.recognize(strip)
                 if again and parse_points(again) is not None:
-                    lines[i] = again
+                    lines[i] = replace(line, text=again)
         self.stats.calls += 1
         self.stats.seconds += time.perf_counter() - t0
         return lines
@@ -156,7 +157,8 @@ class Reader:
     def hud(self, crops) -> Hud | None:
         """The HUD bar's reading (round counter, running score), None without a counter."""
         if "hud" not in crops:
-            crops["hud"] = self._read("counter", crops["counter_img"], lambda lines: parse_hud(" ".join(lines)))
+            crops["hud"] = self._read("counter", crops["counter_img"],
+                                      lambda lines: parse_hud(" ".join(line.text for line in lines)))
         return crops["hud"]
 
     def counter(self, crops) -> tuple[int, int] | None:

@@ -3,8 +3,10 @@
 Reads only collect's published artifacts (layout names + records): the run store's video
 list and stage statuses, then per video rounds.json, transcript.json, challenge.json,
 frames/index.json and streetview/index.json — each only when its stage's latest run is done,
-so an artifact left by an earlier success never outlives a later failure. A round (or video)
-that cannot be assembled becomes a drop with its reason.
+so an artifact left by an earlier success never outlives a later failure. A video that cannot be
+assembled becomes a drop with its reason. Each segment's truth is the API round `annotate.truth`
+aligns it with (round counter, result screen, talk, play order), never its OCR'd number alone;
+the evidence is kept on the round (`truth_evidence`) for the filters and the evidence file.
 """
 from __future__ import annotations
 
@@ -199,7 +201,7 @@ def _video_rounds(video: Video, folder: Path, _read: _Reader, talk_country: Talk
     matches = align(claims, [t.api_round() for t in truth])
     by_number = {t.number: t for t in truth}
     taken: set[str] = set()
-    for position, (span, said, match) in enumerate(zip(spans, span_words, matches), start=1):
+    for position, (raw, span, said, match) in enumerate(zip(raw_spans, spans, span_words, matches), start=1):
         true_round = by_number[match.round].round if match.round is not None else None
         number = match.round if match.round is not None else span.round
         round_id = f"{video.id}/{number}"
@@ -210,6 +212,8 @@ def _video_rounds(video: Video, folder: Path, _read: _Reader, talk_country: Talk
         round_frames = sorted((f for f in frames if int(f["round"]) == span.round
                                and span.start_s <= float(f["time_s"]) <= span.guess_s), key=lambda f: f["time_s"])
         evidence = match.to_dict()
+        # where segmentation's own readings parted (a counter read twice, a spoken number against the order)
+        evidence["notes"] += [f"segmentation: {d}" for d in raw.get("disagreements") or [] if isinstance(d, str)]
         if not truth:
             evidence["notes"].append("no challenge rounds to attach")
         rounds.append(RoundInput(

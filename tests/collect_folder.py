@@ -65,6 +65,7 @@ class PlayedRound:
     screen_points: int | None = None  # result screen as OCR read it
     screen_distance_km: float | None = None
     opening: str = ""  # said first in the round's window (e.g. the previous round's reveal talk running on)
+    disagreements: tuple[str, ...] = ()  # rounds.json: where segmentation's own readings parted
 
 
 def write_video(out: Path, video_id: str, token: str, api_places: list[Place], played: list[PlayedRound],
@@ -85,7 +86,7 @@ def write_video(out: Path, video_id: str, token: str, api_places: list[Place], p
         words += spoken(f"oh it was {country_name(p.place)} nice {p.place.points} points", guess + 1.0)
         spans.append({"round": p.segment_round, "start_s": start, "guess_s": round(guess, 3),
                       "end_s": start + round_s, "points": p.screen_points, "distance_km": p.screen_distance_km,
-                      "evidence": [f"ocr:result@{guess:.1f}", *p.evidence]})
+                      "evidence": [f"ocr:result@{guess:.1f}", *p.evidence], "disagreements": list(p.disagreements)})
         for n, ft in enumerate((start + 1.0, guess - 1.0)):
             rel = f"frames/r{p.segment_round}_{k}_{n}.jpg"
             Image.new("RGB", (32, 24), (40 * k % 255, 120, 60 * n)).save(folder / rel, "JPEG")

@@ -52,7 +52,8 @@ def test_a_round_cut_from_the_video_does_not_shift_later_labels(tmp_path, geopar
 
 def test_an_extra_segment_is_left_without_truth_not_given_a_neighbours(tmp_path):
     # segmentation found a sixth "round" (a replay of round 3's result) between rounds 3 and 4
-    replay = PlayedRound(PLACES[2], segment_round=4, evidence=("fallback:previous-guess",), screen_points=1234)
+    replay = PlayedRound(PLACES[2], segment_round=4, evidence=("fallback:previous-guess",), screen_points=1234,
+                         disagreements=("result screen read as [1234, 1284] points (kept 1234)",))
     played = [PlayedRound(p, segment_round=k, screen_points=p.points) for k, p in enumerate(PLACES[:3], start=1)]
     played += [replay] + [PlayedRound(p, segment_round=k, screen_points=p.points)
                           for k, p in enumerate(PLACES[3:], start=5)]
@@ -64,6 +65,7 @@ def test_an_extra_segment_is_left_without_truth_not_given_a_neighbours(tmp_path)
         ("vid/1", "br"), ("vid/2", "jp"), ("vid/3", "ke"), ("vid/segment4", None), ("vid/4", "no"), ("vid/5", "ar")]
     extra = rounds[3]
     assert extra.truth_evidence["verdict"] == "unmatched" and extra.lat is None
+    assert "segmentation: result screen read as [1234, 1284] points (kept 1234)" in extra.truth_evidence["notes"]
     assert apply_filters(extra, load_annotate_config(PERMISSIVE)) == ["no truth: no challenge round matches this segment"]
 
 

@@ -1,5 +1,5 @@
-"""The annotate flow over a collect output folder: rounds → clues → align → filter →
-reasoning → dataset + card.
+"""The annotate flow over a collect output folder: rounds (truth attached by fused evidence, the
+previous round's spilled reveal talk cut) → clues → align → filter → reasoning → dataset + card.
 
 `collect run` calls `run_annotate` after its stages (the command layer composes the flow);
 `collect annotate --out DIR` reruns it alone. One model (spaCy, the reasoning LM) is loaded

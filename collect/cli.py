@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
 
-from collect.config import CollectConfig, load_config
-from collect.pipeline import STAGE_NAMES
+if TYPE_CHECKING:  # the configuration (pydantic) and the stages load only for the commands that use them:
+    from collect.config import CollectConfig  # `collect status` answers without them
 
 DEFAULT_OUT = Path("runs/naviclues")
 
@@ -27,6 +27,8 @@ console = Console(stderr=True)
 
 def _config(config_file: Optional[Path], overrides: list[str]) -> CollectConfig:
     """The collect configuration with its `annotate:` section validated too (fail before any work)."""
+    from collect.config import load_config
+
     try:
         cfg = load_config(config_file, overrides)
         from annotate.config import load_annotate_config
@@ -95,6 +97,8 @@ def run(
     if sample_every is not None:
         extra.append(f"segment.sample_every={sample_every}")
     cfg = _config(config_file, extra)
+    from collect.pipeline import STAGE_NAMES
+
     known = ["discover", *STAGE_NAMES, "annotate"]
     for name in ([only] if only else []) + list(force):
         if name not in known:

@@ -13,13 +13,14 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
-from collect.config import CollectConfig
 from collect.records import Video
-from naviclues.secrets import redact, redact_obj, secret_values
 from collect.stages.base import Stage, StageOutcome, VideoContext
 from collect.store import RunStore
+
+if TYPE_CHECKING:  # pydantic's import cost stays out of `collect status`
+    from collect.config import CollectConfig
 
 # Order matters: a stage runs only when the stages it requires are done or skipped.
 STAGE_PATHS: dict[str, str] = {
@@ -59,6 +60,8 @@ class VideoWorker:
         self.force = set(force)
 
     def __call__(self, video: Video) -> VideoResult:
+        from naviclues.secrets import redact, redact_obj, secret_values
+
         started = time.perf_counter()
         secrets = secret_values(self.config)
         result = VideoResult(video.id)
@@ -92,12 +95,17 @@ class VideoWorker:
                     video.id, name, outcome.status, fingerprint=fp,
                     outputs=redact_obj(outcome.outputs, secrets),
                     error_type=error.type if error else None,
-                    error_message=redact(error.message, secrets) if error else None,
+                    error_message=redact(_naming(video.id, error.message), secrets) if error else None,
                     note=redact(outcome.note, secrets),
                 )
                 result.statuses[name] = outcome.status
         result.seconds = time.perf_counter() - started
         return result
+
+
+def _naming(video_id: str, message: str) -> str:
+    """An item's error names the item (a stage's message may only say the cause)."""
+    return message if video_id in message else f"{video_id}: {message}"
 
 
 def _remove_partial_files(folder: Path) -> None:

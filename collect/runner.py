@@ -14,18 +14,19 @@ import time
 from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from collect.config import DEMO_IGNORED_ENV, CollectConfig, demo_config
 from naviclues.fsutil import atomic_write_json, fingerprint, read_json
-from collect.layout import ROUNDS_JSON
 from collect.pipeline import STAGE_NAMES, VideoResult, VideoWorker, run_local, run_ray
 from collect.records import Video
 from collect.store import RunStore
+
+if TYPE_CHECKING:  # `collect status` runs without the configuration (pydantic) loaded
+    from collect.config import CollectConfig
 
 EXIT_OK, EXIT_ITEM_FAILURES, EXIT_USAGE = 0, 3, 2
 SOURCE_PREFIX = "source:"  # run-store key of a discovery source
@@ -33,7 +34,7 @@ ITEM_PREFIX = "item:"  # run-store key of one failed discovery item (a video of 
 DATASET_KEY = "__dataset__"  # run-store key of the dataset step
 
 # (out, config, store, force, console) -> summary with "status": done | cached | failed
-DatasetStep = Callable[[Path, CollectConfig, RunStore, bool, Console], dict]
+DatasetStep = Callable[[Path, "CollectConfig", RunStore, bool, Console], dict]
 
 
 class OutputFolderBusy(RuntimeError):
@@ -101,6 +102,7 @@ DEMO_PORT = 47617  # preferred, so a rerun finds its videos at the same URLs
 
 
 def _start_demo(out: Path, cfg: CollectConfig, stack: ExitStack, console: Console) -> tuple[CollectConfig, list[str]]:
+    from collect.config import DEMO_IGNORED_ENV, demo_config
     from collect.demo.server import DemoServer
 
     corpus = out / "demo-corpus"
@@ -286,31 +288,34 @@ def _print_summary(store: RunStore, results: list[VideoResult], annotate_summary
 
 
 def status_report(out: Path, console: Console) -> None:
+    """Counts come from SQLite aggregates, not from loading every row: a 10,000-video store answers fast."""
     with RunStore(out) as store:
-        videos = store.videos()
-        rows = store.rows()
+        n_videos, seconds = store.video_totals()
+        counts = store.status_counts()
+        failures = store.failures()
+        discover_rows = store.rows_with_prefix("discover", SOURCE_PREFIX, ITEM_PREFIX)
+        dataset = store.get(DATASET_KEY, "annotate")
+        rounds = store.output_total("segment", "rounds")
         skips = store.discover_skips()
-    ids = {v.id for v in videos}
     table = Table(title=f"run store {out}")
     for col in ("stage", "done", "failed", "pending", "skipped"):
         table.add_column(col, justify="right" if col != "stage" else "left")
     errors: Counter = Counter()
-    discover_rows = [r for r in rows if r.stage == "discover"]
     sources = [r for r in discover_rows if r.video_id.startswith(SOURCE_PREFIX)]
-    items = [r for r in discover_rows if r.video_id.startswith(ITEM_PREFIX)]
     table.add_row("discover (sources)", str(sum(r.status == "done" for r in sources)),
                   str(sum(r.status == "failed" for r in sources)), str(sum(r.status == "running" for r in sources)),
                   str(len(skips)))
-    for r in items:
-        errors[f"discover: {r.error_type}: {(r.error_message or '')[:120]}"] += 1
+    for r in discover_rows:
+        if r.video_id.startswith(ITEM_PREFIX):
+            errors[f"discover: {r.error_type}: {(r.error_message or '')[:120]}"] += 1
     for stage in STAGE_NAMES:
-        c = Counter(r.status for r in rows if r.stage == stage and r.video_id in ids)
-        pending = len(ids) - c["done"] - c["failed"] - c["skipped"]
-        table.add_row(stage, str(c["done"]), str(c["failed"]), str(pending), str(c["skipped"]))
-        for r in rows:
-            if r.stage == stage and r.status == "failed":
-                errors[f"{stage}: {r.error_type}: {(r.error_message or '')[:120]}"] += 1
-    dataset = next((r for r in rows if r.video_id == DATASET_KEY), None)
+        done, failed, skipped = (counts.get((stage, s), 0) for s in ("done", "failed", "skipped"))
+        table.add_row(stage, str(done), str(failed), str(n_videos - done - failed - skipped), str(skipped))
+    for video_id, stage, error_type, message in failures:
+        if stage in STAGE_NAMES:
+            # messages name their video: grouped with the id left out, so one cause counts once per video
+            cause = (message or "").replace(video_id, "<video>")
+            errors[f"{stage}: {error_type}: {cause[:120]}"] += 1
     if dataset:
         table.add_row("annotate", *(("1", "0", "0", "0") if dataset.status == "done" else ("0", "1", "0", "0")))
     console.print(table)
@@ -321,13 +326,5 @@ def status_report(out: Path, console: Console) -> None:
         for msg, n in errors.most_common(10):
             err_table.add_row(str(n), msg)
         console.print(err_table)
-    hours = sum(v.duration_s or 0 for v in videos) / 3600
-    rounds = 0
-    from naviclues.fsutil import inside, safe_name
-
-    for v in videos:
-        path = inside(out, "videos", safe_name(v.id), ROUNDS_JSON)
-        if path.exists():
-            rounds += len(read_json(path))
-    console.print(f"videos: {len(videos)}  ·  hours of video: {hours:.2f}  ·  rounds: {rounds}  ·  "
+    console.print(f"videos: {n_videos}  ·  hours of video: {seconds / 3600:.2f}  ·  rounds: {rounds}  ·  "
                   f"skipped at discovery: {len(skips)}")

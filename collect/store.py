@@ -134,6 +134,39 @@ class RunStore:
             args = (stage,)
         return [_row(r) for r in self._conn.execute(sql + " ORDER BY video_id, stage", args)]
 
+    def rows_with_prefix(self, stage: str, *prefixes: str) -> list[StageRow]:
+        """Rows of `stage` whose key starts with one of `prefixes` (discovery sources and items)."""
+        where = " OR ".join("substr(video_id, 1, ?) = ?" for _ in prefixes)
+        args: list = [stage]
+        for prefix in prefixes:
+            args += [len(prefix), prefix]
+        sql = ("SELECT video_id, stage, status, attempts, fingerprint, outputs, error_type, error_message, note, "
+               f"started_at, finished_at FROM stage_runs WHERE stage=? AND ({where}) ORDER BY video_id")
+        return [_row(r) for r in self._conn.execute(sql, args)]
+
+    def status_counts(self) -> dict[tuple[str, str], int]:
+        """{(stage, status): rows} over the discovered videos, counted by SQLite (a 10,000-video
+        store answers `collect status` without loading its rows)."""
+        sql = ("SELECT s.stage, s.status, COUNT(*) FROM stage_runs s JOIN videos v ON v.id = s.video_id "
+               "GROUP BY s.stage, s.status")
+        return {(stage, status): n for stage, status, n in self._conn.execute(sql)}
+
+    def failures(self) -> list[tuple[str, str, str | None, str | None]]:
+        """(video_id, stage, error_type, error_message) of every failed row."""
+        return [tuple(r) for r in self._conn.execute(
+            "SELECT video_id, stage, error_type, error_message FROM stage_runs WHERE status='failed'")]
+
+    def video_totals(self) -> tuple[int, float]:
+        """(videos, seconds of video) of the run."""
+        n, seconds = self._conn.execute("SELECT COUNT(*), COALESCE(SUM(duration_s), 0) FROM videos").fetchone()
+        return int(n), float(seconds)
+
+    def output_total(self, stage: str, key: str) -> int:
+        """Sum of a numeric output (e.g. segment's `rounds`) over the videos' done rows of `stage`."""
+        sql = ("SELECT COALESCE(SUM(json_extract(s.outputs, ?)), 0) FROM stage_runs s JOIN videos v "
+               "ON v.id = s.video_id WHERE s.stage=? AND s.status='done'")
+        return int(self._conn.execute(sql, (f"$.{key}", stage)).fetchone()[0])
+
     def mark_running(self, video_id: str, stage: str, fingerprint: str) -> None:
         with self._conn:
             self._conn.execute(

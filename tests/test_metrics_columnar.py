@@ -215,3 +215,28 @@ def test_bad_truth_rows_are_named_in_every_format(tmp_path):
     pq.write_table(pa.table({"id": ["a", "b"], "lat": [1.0, None], "lng": [2.0, 3.0]}), tmp_path / "t.parquet")
     with pytest.raises(ValueError, match=r"t.parquet:row 1: truth row needs id, lat and lng"):
         score_files(preds, tmp_path / "t.parquet")
+
+
+def test_tool_usage_from_the_file_equals_the_row_wise_tally(tmp_path, monkeypatch):
+    import navig.eval.metrics as metrics
+    from navig.eval.metrics import load_predictions, tool_usage, tool_usage_file
+
+    _, records = varied_rows(seed=2, n=300)
+    for i, r in enumerate(records):
+        usage = r.setdefault("trace", {}).setdefault("tool_usage", {})
+        usage.update({"ocr": i % 4 == 0, "guidebook": (i % 5) * 0.75, "batch_images": 8})
+        if i % 7 == 0:
+            usage["detector"] = i % 3
+    path = tmp_path / "p.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    everything = list(load_predictions(path).by_id.values())
+    some = {f"s{i:04d}" for i in range(0, 300, 3)}
+    expected_all, expected_some = tool_usage(everything), tool_usage(r for r in everything if r["id"] in some)
+    with monkeypatch.context() as m:  # the columnar read, not the row-wise fallback
+        m.setattr(metrics, "load_predictions", None)
+        assert tool_usage_file(path) == expected_all
+        assert tool_usage_file(path, some) == expected_some
+    assert expected_all["calls"]["map_search"] > 0 and "batch_images" not in expected_all["calls"]
+    # a torn line: the row-wise reader, same figures
+    path.write_text(path.read_text() + '{"id": "torn', encoding="utf-8")
+    assert tool_usage_file(path, some) == tool_usage(r for r in everything if r["id"] in some)

@@ -1148,3 +1148,56 @@ def tool_usage(prediction_records: Iterable[dict]) -> dict[str, dict[str, int]]:
             calls[tool] = calls.get(tool, 0) + value
             samples[tool] = samples.get(tool, 0) + (1 if value > 0 else 0)
     return {"calls": dict(sorted(calls.items())), "samples": dict(sorted(samples.items()))}
+
+
+def tool_usage_file(path: Path | str, ids: Iterable[str] | None = None) -> dict[str, dict[str, int]]:
+    """`tool_usage` of a `navig locate` JSONL (the last line of each id; only `ids` when given),
+    read by pyarrow as one table. A file it cannot read so (a torn line, a count that is a number
+    on one line and text on another) is read row by row, with the same result."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.json as pj
+
+    path = Path(path)
+    wanted = None if ids is None else strings(sorted({str(i) for i in ids}))
+    try:
+        table = pj.read_json(pa.BufferReader(path.read_bytes()))
+        if "id" not in table.column_names or "trace" not in table.column_names:
+            raise _NeedsRowwise
+        records = _records_from_nested(table.select([c for c in table.column_names if c != "prediction"]),
+                                       np.zeros(table.num_rows, dtype=np.int64))
+        trace = _flat(table.column("trace"))
+        if not pa.types.is_struct(trace.type) or trace.type.get_field_index("tool_usage") < 0:
+            raise _NeedsRowwise
+        usage = pc.struct_field(trace, "tool_usage")
+        if not pa.types.is_struct(usage.type):
+            raise _NeedsRowwise
+        ids_column = records.column("id")
+        keep = valid(ids_column)
+        encoded = pc.dictionary_encode(_flat(ids_column))  # the last line of an id wins
+        last = np.full(len(encoded.dictionary), -1, dtype=np.int64)
+        codes = to_numpy(pc.fill_null(encoded.indices, from_numpy(np.zeros(1, np.int32))[0]))
+        np.maximum.at(last, codes[keep], np.flatnonzero(keep))
+        rows = last[last >= 0]
+        if wanted is not None:
+            rows = rows[to_numpy(pc.is_in(ids_column.take(from_numpy(rows)), value_set=wanted), fill=False)]
+        rows = np.sort(rows)
+    except (_NeedsRowwise, pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        table_rows = load_predictions(path).by_id.values()
+        keep_ids = None if ids is None else {str(i) for i in ids}
+        return tool_usage(r for r in table_rows if keep_ids is None or str(r.get("id")) in keep_ids)
+    calls: dict[str, int] = {}
+    samples: dict[str, int] = {}
+    take = from_numpy(rows)
+    for field in usage.type:
+        if field.name.startswith("batch_") or not (pa.types.is_integer(field.type) or pa.types.is_floating(field.type)
+                                                   or pa.types.is_boolean(field.type)):
+            continue  # per-batch copies and non-numbers are not counts (as in `tool_usage`)
+        values = pc.struct_field(usage, field.name).take(take)
+        if values.null_count == len(values):
+            continue
+        counts = to_numpy(pc.cast(values, pa.int64(), safe=False), fill=0)  # int(): toward zero, True = 1
+        present = valid(values)
+        calls[field.name] = int(counts[present].sum())
+        samples[field.name] = int((counts[present] > 0).sum())
+    return {"calls": dict(sorted(calls.items())), "samples": dict(sorted(samples.items()))}

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable
 from naviclues.fsutil import atomic_write_json, atomic_write_text, fingerprint, read_json
 from navig.eval.ablations import ABLATION_LABELS, apply_ablation
 from navig.eval.benchmarks import Benchmark
-from navig.eval.metrics import THRESHOLDS_KM, load_predictions, score_files, tool_usage
+from navig.eval.metrics import THRESHOLDS_KM, score_files, tool_usage_file
 
 PREDICTIONS = "predictions.jsonl"
 
@@ -117,8 +117,7 @@ def run_eval(
 
     metrics = score_files(run_dir / PREDICTIONS, truth_path, policy=policy)
     sample_ids = {s.id for s in benchmark.samples}
-    records = [r for r in load_predictions(run_dir / PREDICTIONS).by_id.values() if str(r.get("id")) in sample_ids]
-    usage = tool_usage(records)
+    usage = tool_usage_file(run_dir / PREDICTIONS, sample_ids)  # columnar, like the scoring
     metrics.update({
         "benchmark": benchmark.name,
         "benchmark_source": benchmark.source,

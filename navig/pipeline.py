@@ -367,6 +367,30 @@ def needs_retry(row: dict) -> bool:
     return failure_kind(row) in RETRYABLE_FAILURE_KINDS or bool(row.get("prediction") and trace.get("errors"))
 
 
+def image_digest(path: Path | str) -> str | None:
+    """Hash of an image file's bytes (None when it cannot be read): a line is this image's answer only
+    while the file still holds the bytes it was made from."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    except OSError:
+        return None
+
+
+def pending(items: list[tuple[str, Path]], done: dict[str, dict], *,
+            retry_failed: bool = False) -> tuple[list[tuple[str, Path]], set[str], set[str]]:
+    """(todo, retried ids, changed ids) for (id, image) items against the lines already written:
+    an id is done unless `retry_failed` and its line `needs_retry`, or its image file no longer holds
+    the bytes its line was made from (`image_sha256`: a benchmark edited under the same ids)."""
+    unique: dict[str, Path] = {}
+    for ident, path in items:
+        unique.setdefault(str(ident), Path(path))
+    retry = {i for i in unique if i in done and retry_failed and needs_retry(done[i])}
+    changed = {i for i in unique if i in done and i not in retry and done[i].get("image_sha256")
+               and done[i]["image_sha256"] != image_digest(unique[i])}
+    todo = [(i, p) for i, p in unique.items() if i not in done or i in retry or i in changed]
+    return todo, retry, changed
+
+
 def read_done(out: Path | str, *, repair: bool = True) -> dict[str, dict]:
     """Rows already written, by id; the LAST line of an id wins (a retried row supersedes the
     failure before it), as in `navig.eval.metrics.load_predictions`.
@@ -656,10 +680,12 @@ def locate_to_jsonl(items: list[tuple[str, Path]], out: Path, options: LocateOpt
 
     `retry_failed`: also locate again the ids whose last line is an infrastructure failure
     (`failure_kind` backend/pipeline, e.g. the server was down); the new line supersedes the old
-    one. Unreadable images and unparseable answers are final either way.
+    one. Unreadable images and unparseable answers are final either way. An id whose image file
+    changed since its line was written (`image_sha256`) is located again too (see `pending`).
 
     Models load only when there is work left. Returns a summary: done (this run), skipped
-    (already in `out`), retried (ids redone by `retry_failed`), failures (this run) with their
+    (already in `out`), retried (ids redone by `retry_failed`), changed_images (ids redone because
+    their image changed), failures (this run) with their
     reasons and kinds, stage_errors (rows of this run with a prediction but a failed tool/stage in
     `trace.errors`), policies, tool_usage, seconds.
     """
@@ -667,12 +693,10 @@ def locate_to_jsonl(items: list[tuple[str, Path]], out: Path, options: LocateOpt
     out.parent.mkdir(parents=True, exist_ok=True)
     settings = claim_settings(out, options, restart=restart)
     done = read_done(out)
-    unique: dict[str, Path] = {}
-    for ident, path in items:
-        unique.setdefault(str(ident), Path(path))
-    retry = {i for i in unique if i in done and retry_failed and needs_retry(done[i])}
-    todo = [(i, p) for i, p in unique.items() if i not in done or i in retry]
-    summary = {"done": 0, "skipped": len(unique) - len(todo), "retried": len(retry), "failures": 0,
+    todo, retry, changed = pending(items, done, retry_failed=retry_failed)
+    n_items = len({str(ident) for ident, _ in items})
+    summary = {"done": 0, "skipped": n_items - len(todo), "retried": len(retry), "changed_images": len(changed),
+               "failures": 0,
                "failure_reasons": {}, "failure_kinds": {}, "stage_errors": 0, "policies": {}, "tool_usage": {},
                "out": str(out), "settings_fingerprint": fingerprint(settings), "seconds": 0.0}
     start = time.perf_counter()
@@ -681,7 +705,10 @@ def locate_to_jsonl(items: list[tuple[str, Path]], out: Path, options: LocateOpt
         pipeline = pipeline or NavigPipeline(options)
         with open(out, "a", encoding="utf-8") as fh:
             for b in range(0, len(todo), max(1, options.batch_size)):
-                for row in pipeline.locate(todo[b : b + options.batch_size]):
+                batch = todo[b : b + options.batch_size]
+                digests = {ident: image_digest(path) for ident, path in batch}
+                for row in pipeline.locate(batch):
+                    row["image_sha256"] = digests.get(row["id"])
                     fh.write(json.dumps(row, ensure_ascii=False) + "\n")
                     fh.flush()
                     os.fsync(fh.fileno())

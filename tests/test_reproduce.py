@@ -146,6 +146,10 @@ def test_small_matrix_runs_and_compares(tmp_path):
         assert "adapter: 'navig-lora' -> 'other-lora'" in message and str(tmp_path / "out" / "qwen2-vl" / "gws5k" / "full") in message
         assert str(tmp_path / "out" / "qwen2-vl" / "gws5k" / "no_searcher") in message
         assert len(server.requests) == n_requests
+        planned: list[str] = []  # a dry run says so in its plan
+        reproduce(other, [f"gws5k:{bench}"], tmp_path / "out", ablations=["full"], make_options=make,
+                  echo=planned.append, dry_run=True)
+        assert "(adapter: 'navig-lora' -> 'other-lora'): a real run refuses it without --restart" in planned[0]
     assert [p["done"] for p in again["plan"]] == [2, 2]
     full = result["ours"]["qwen2-vl/gws5k/full"]
     assert full["acc_1km"] == 0.5 and full["n"] == 2

@@ -163,3 +163,31 @@ def test_eval_applies_the_papers_im2gps3k_thresholds_and_refuses_a_changed_model
     assert metrics["paper_benchmark_settings"] == {"text_threshold": 0.6} and metrics["located_now"] == 2
     recorded = json.loads((run / "predictions.jsonl.settings.json").read_text())["settings"]
     assert (recorded["box_threshold"], recorded["text_threshold"]) == (0.3, 0.6)
+
+
+def test_an_image_changed_under_the_same_id_is_located_again(tmp_path, shared_cache):
+    from PIL import Image
+
+    from navig.eval.benchmarks import load_benchmark
+    from navig.eval.runner import run_eval
+    from navig.pipeline import LocateOptions, image_digest, locate_to_jsonl, read_done
+
+    images = make_scene_images(tmp_path / "bench" / "images", 2, size=(64, 48))
+    (tmp_path / "bench" / "metadata.csv").write_text(
+        "id,file_name,lat,lng\n" + "".join(f"{p.stem},images/{p.name},48.8566,2.3522\n" for p in images))
+    items = [(p.stem, p) for p in images]
+    with openai_server(lambda body: GUESS) as server:
+        options = LocateOptions(model="m", backend="openai", base_url=server.url + "/v1", use_searcher=False)
+        locate_to_jsonl(items, tmp_path / "p.jsonl", options)
+        bench = load_benchmark(f"folder:{tmp_path / 'bench'}", tmp_path / "cache")
+        assert run_eval(bench, options, tmp_path / "run", ablation="no_searcher")["located_now"] == 2
+        n = len(server.requests)
+        assert locate_to_jsonl(items, tmp_path / "p.jsonl", options)["skipped"] == 2 and len(server.requests) == n
+
+        Image.new("RGB", (64, 48), "purple").save(images[1])  # the benchmark's image replaced, same id and path
+        summary = locate_to_jsonl(items, tmp_path / "p.jsonl", options)
+        assert (summary["changed_images"], summary["done"], summary["skipped"]) == (1, 1, 1)
+        metrics = run_eval(bench, options, tmp_path / "run", ablation="no_searcher")
+        assert (metrics["changed_images"], metrics["located_now"]) == (1, 1)
+    for out in (tmp_path / "p.jsonl", tmp_path / "run" / "predictions.jsonl"):  # the last line is the new image's
+        assert read_done(out)[images[1].stem]["image_sha256"] == image_digest(images[1])

@@ -300,6 +300,15 @@ def reproduce(
     ablations = ablations or list(ABLATIONS)
     paper = load_paper_results()
     plan = build_plan(models, benchmarks, ablations, out)
+    if dry_run and make_options is not None:  # say which finished runs a real run would refuse
+        from navig.eval.benchmarks import Benchmark
+        from navig.eval.runner import settings_conflicts
+
+        resumed = [r for r in plan.runs if r.done and not r.model.placeholder]
+        plan.notes.extend(f"{problem}: " + ("--restart sets it aside" if restart else "a real run refuses it without --restart")
+                          for problem in settings_conflicts([(Benchmark(r.benchmark_name, r.benchmark),
+                                                              make_options(r.model), r.run_dir, r.ablation)
+                                                             for r in resumed], keep_options))
     echo(format_plan(plan))
     ours: dict[tuple[str, str, str], dict] = {}
     rouge: dict[str, dict] = {}

@@ -6,7 +6,8 @@ Layout of one run folder (`<out>/<benchmark>/<ablation>/`):
 - `predictions.jsonl`: one `navig locate` line per sample, written by
   `navig.pipeline.locate_to_jsonl`, which appends one flushed line per image and skips ids already
   present (a torn last line from a crash is dropped and that sample runs again). A rerun therefore
-  only locates what is missing, and a finished run is only re-scored. With `retry_failed`, samples
+  only locates what is missing, and a finished run is only re-scored; a sample whose image file no
+  longer holds the bytes its line was made from (`image_sha256`) is located again. With `retry_failed`, samples
   whose last line is an infrastructure failure (server down: `failure_kind` backend/pipeline) are
   located again and their new line supersedes the old one (the last line per id counts).
 - `predictions.jsonl.settings.json`: the settings the predictions were made with
@@ -99,7 +100,7 @@ def run_eval(
     made with other settings are set aside instead of refused (`navig.pipeline.claim_settings`);
     `keep_options`: option names the paper's per-benchmark settings must not override.
     """
-    from navig.pipeline import claim_settings, needs_retry, read_done
+    from navig.pipeline import claim_settings, pending, read_done
 
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -107,8 +108,7 @@ def run_eval(
     settings = claim_settings(run_dir / PREDICTIONS, options, restart=restart)  # before any line is reused
     truth_path = benchmark.write_truth(run_dir / "truth.jsonl")
     have = read_done(run_dir / PREDICTIONS)
-    retry = {sid for sid, row in have.items() if retry_failed and needs_retry(row)}
-    todo = [(sid, path) for sid, path in benchmark.items() if sid not in have or sid in retry]
+    todo, retry, changed = pending(benchmark.items(), have, retry_failed=retry_failed)
     located: dict[str, Any] = {}
     if todo:  # models load only when something is left to locate
         locate = locate or _default_locate()
@@ -133,7 +133,8 @@ def run_eval(
         "tool_usage": usage["calls"],
         "tool_usage_samples": usage["samples"],
         "resumed_lines": len(have),
-        "retried": len(retry & {sid for sid, _ in todo}),
+        "retried": len(retry),
+        "changed_images": len(changed),
         "located_now": len(todo),
         "locate_summary": _jsonable(located),
     })

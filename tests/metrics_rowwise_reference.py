@@ -10,14 +10,15 @@ import csv
 import json
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from annotate.reverse import ReverseGeocoder
-from navig.eval.metrics import CITY_RADIUS_KM, normalize_name, score_arrays
+# the JSONL reader of whole records is unchanged: the package's own is the old one
+from navig.eval.metrics import CITY_RADIUS_KM, load_predictions, normalize_name, score_arrays
 
 
 @dataclass
@@ -27,13 +28,6 @@ class TruthTable:
     lng: np.ndarray
     country: list[str | None]
     city: list[str | None]
-
-
-@dataclass
-class PredictionTable:
-    by_id: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> JSONL record (last one wins)
-    bad_lines: list[str] = field(default_factory=list)  # "line N: cause"
-    duplicates: int = 0
 
 
 _LAT_KEYS = ("lat", "latitude", "LAT", "Latitude")
@@ -85,28 +79,6 @@ def load_truth(path: Path | str) -> TruthTable:
         countries.append(_first(row, ("country", "country_code")) or None)
         cities.append(_first(row, ("city",)) or None)
     return TruthTable(ids, np.asarray(lats, dtype=np.float64), np.asarray(lngs, dtype=np.float64), countries, cities)
-
-
-def load_predictions(path: Path | str) -> PredictionTable:
-    """Predictions in the `navig locate` JSONL format; a later line for the same id replaces an earlier one."""
-    table = PredictionTable()
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                table.bad_lines.append(f"line {lineno}: invalid JSON ({exc.msg})")
-                continue
-            if not isinstance(record, dict) or record.get("id") is None:
-                table.bad_lines.append(f"line {lineno}: no id")
-                continue
-            rid = str(record["id"])
-            if rid in table.by_id:
-                table.duplicates += 1
-            table.by_id[rid] = record
-    return table
 
 
 def _prediction_fields(record: dict | None) -> tuple[float, float, str | None, str | None, bool]:

@@ -970,9 +970,28 @@ def _failure_reasons(reasons) -> dict[str, int]:
     return {names[i]: int(counts[i]) for i in order}
 
 
-def _city_near_hits(near, place_names: list[list[str]], pred_norm) -> np.ndarray:
-    """Per row: whether `pred_norm` (a string array) is a name of one of the row's `near` cities."""
-    import pyarrow as pa
+class _Vocabulary:
+    """Integer codes for normalised names, so names are compared as numbers row by row."""
+
+    def __init__(self):
+        self.codes: dict[str, int] = {}
+
+    def code(self, name: str) -> int:
+        return self.codes.setdefault(name, len(self.codes))
+
+    def per_row(self, values, normalize: Callable[[Any], str]) -> tuple[np.ndarray, np.ndarray]:
+        """(code of each row's normalised value, row has a value): `normalize` runs once per
+        distinct value; a null row gets the code of `normalize(None)`."""
+        import pyarrow.compute as pc
+
+        encoded = pc.dictionary_encode(_flat(values))
+        distinct = [self.code(normalize(v)) for v in encoded.dictionary.to_pylist()] + [self.code(normalize(None))]
+        index = to_numpy(encoded.indices, fill=-1)  # -1: the null code, last
+        return np.asarray(distinct, dtype=np.int64)[index], index >= 0
+
+
+def _city_near_hits(near, place_names: list[list[str]], pred_code: np.ndarray, vocabulary: _Vocabulary) -> np.ndarray:
+    """Per row: whether the row's predicted name (`pred_code`) is a name of one of its `near` cities."""
     import pyarrow.compute as pc
 
     n = len(near)
@@ -982,12 +1001,10 @@ def _city_near_hits(near, place_names: list[list[str]], pred_norm) -> np.ndarray
     row = to_numpy(pc.list_parent_indices(near))
     place = to_numpy(pc.list_flatten(near)).astype(np.int64)
     owner = np.repeat(np.arange(len(place_names)), [len(names) for names in place_names])
-    flat_names = strings([x for names in place_names for x in names])
-    codes = to_numpy(pc.dictionary_encode(pa.concat_arrays([flat_names, _flat(pred_norm).cast(pa.string())])).indices)
-    vocabulary = int(codes.max()) + 1 if len(codes) else 1
-    name_codes, pred_codes = codes[:len(flat_names)], codes[len(flat_names):]
-    known = from_numpy(owner * vocabulary + name_codes)
-    asked = from_numpy(place * vocabulary + pred_codes[row])
+    name_codes = np.array([vocabulary.code(x) for names in place_names for x in names], dtype=np.int64)
+    size = len(vocabulary.codes)
+    known = from_numpy(owner * size + name_codes)
+    asked = from_numpy(place * size + pred_code[row])
     hit[row[to_numpy(pc.is_in(asked, value_set=known))]] = True  # a hash lookup per (row, city) pair
     return hit
 
@@ -1119,12 +1136,12 @@ def _gazetteer_hits(mine, truth_names, place_names, answered: np.ndarray, min_po
     else:
         n_from_coords = 0
     country_hit = to_numpy(pc.equal(code, truth_names.column("country")), fill=False)
-    pred_norm = pc.fill_null(_map_unique(city, normalize_name), string_scalar(""))
-    city_given = truth_names.column("city_given")
-    hit_given = to_numpy(pc.equal(pred_norm, city_given), fill=False)
-    near_rows = ~valid(city_given)
-    city_hit = hit_given | (near_rows & _city_near_hits(truth_names.column("near").combine_chunks(), place_names,
-                                                        pred_norm))
+    vocabulary = _Vocabulary()
+    pred_code, _ = vocabulary.per_row(city, normalize_name)  # no name: normalize_name(None) == ""
+    given_code, has_given = vocabulary.per_row(truth_names.column("city_given"), lambda v: v or "")
+    hit_given = has_given & (given_code == pred_code)
+    city_hit = hit_given | (~has_given & _city_near_hits(truth_names.column("near").combine_chunks(), place_names,
+                                                         pred_code, vocabulary))
     return country_hit & answered, city_hit & answered, n_from_coords
 
 

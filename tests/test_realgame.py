@@ -40,6 +40,8 @@ def realgame_run(realgame_corpus, tmp_path_factory) -> tuple[Path, dict, subproc
         run = subprocess.run(collect_cmd() + ["run", server.feed_url, "--out", str(out),
                                               "--set", f"challenge.api_base={server.url}"],
                              capture_output=True, text=True, timeout=900)
+    if not (out / "videos").is_dir():
+        pytest.fail(f"collect run (exit {run.returncode}) left no videos/ folder: {run.stderr[-3000:]}")
     bench = subprocess.run([sys.executable, str(BENCH), "--truth", str(corpus / "truth.json"), "--out", str(out)],
                            capture_output=True, text=True, timeout=300)
     assert bench.returncode == 0, bench.stderr[-3000:]

@@ -130,12 +130,19 @@ def test_figures_on_a_flawed_run(bench, flawed_run):
 
 
 def test_a_run_that_matches_the_truth_meets_the_acceptance(bench, tmp_path):
-    truth = [TRUTH["videos"][1]]
-    spans = [_span(r["round"], r["start_s"], r["guess_s"] + 0.2, r["end_s"], r["points"], r["distance_km"])
-             for r in truth[0]["rounds"]]
+    # vidD: every round dropped by the filters, so no rows and nothing to align (not a failure)
+    vid_d = {"id": "vidD", "page": "watch/vidD", "style": "classic", "rounds": [_round(1, 1.0, 6.0, 9.0, 120, 3000.0)]}
+    truth = [TRUTH["videos"][1], vid_d]
+
+    def spans(video):
+        return [_span(r["round"], r["start_s"], r["guess_s"] + 0.2, r["end_s"], r["points"], r["distance_km"])
+                for r in video["rounds"]]
+
     rows = [{"video_id": "vidB", "round": 1, "frame_times_s": [3.0, 6.4], "clues": [_clue("curitiba", 6.1, 1)]}]
-    run = _write_run(tmp_path / "run", {"vidB": ({"id": "vidB"}, spans)}, rows)
+    run = _write_run(tmp_path / "run", {"vidB": ({"id": "vidB"}, spans(truth[0])),
+                                        "vidD": ({"id": "vidD"}, spans(vid_d))}, rows)
     f = bench.evaluate(truth, run)
+    assert f["groups"]["video:vidD"]["align_err_p95_s"] is None
     assert bench.acceptance_failures(f) == []
     assert f["guess_err_p95_s"] == pytest.approx(0.2) and f["align_err_p95_s"] == pytest.approx(0.4)
 

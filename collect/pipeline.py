@@ -58,19 +58,23 @@ class VideoWorker:
         self.config = config
         self.stages = [s for s in STAGE_NAMES if s in set(stages)]
         self.force = set(force)
+        self._secrets: list[str] | None = None  # secret_values(config), worked out once per process
 
     def __call__(self, video: Video) -> VideoResult:
         from naviclues.secrets import redact, redact_obj, secret_values
 
         started = time.perf_counter()
-        secrets = secret_values(self.config)
+        if self._secrets is None:
+            self._secrets = secret_values(self.config)
+        secrets = self._secrets
         result = VideoResult(video.id)
         ctx = VideoContext(video, self.out_dir, self.config)
         _remove_partial_files(ctx.video_dir)
         with RunStore(self.out_dir) as store:
+            rows = store.video_rows(video.id)  # one query; kept current below as stages finish
             for name in self.stages:
                 stage = load_stage(name)
-                missing = [r for r in stage.requires if not _satisfied(store, video.id, r)]
+                missing = [r for r in stage.requires if not (r in rows and rows[r].status in SATISFIED)]
                 if missing:
                     result.statuses[name] = "blocked"
                     continue
@@ -82,8 +86,9 @@ class VideoWorker:
                                         error_message=redact(f"{video.id}: cannot read this stage's inputs: {exc}",
                                                              secrets))
                     result.statuses[name] = "failed"
+                    rows[name] = store.get(video.id, name)
                     continue
-                previous = store.get(video.id, name)
+                previous = rows.get(name)
                 if (name not in self.force and previous is not None and previous.status in SATISFIED
                         and previous.fingerprint == fp and not stage.missing_outputs(ctx, previous.outputs)):
                     result.statuses[name] = "cached"
@@ -98,6 +103,7 @@ class VideoWorker:
                     error_message=redact(_naming(video.id, error.message), secrets) if error else None,
                     note=redact(outcome.note, secrets),
                 )
+                rows[name] = store.get(video.id, name)
                 result.statuses[name] = outcome.status
         result.seconds = time.perf_counter() - started
         return result
@@ -114,11 +120,6 @@ def _remove_partial_files(folder: Path) -> None:
     for path in folder.rglob(".*"):
         if path.is_file() and ".part" in path.name:
             path.unlink(missing_ok=True)
-
-
-def _satisfied(store: RunStore, video_id: str, stage: str) -> bool:
-    row = store.get(video_id, stage)
-    return row is not None and row.status in SATISFIED
 
 
 def _die_with_parent() -> None:

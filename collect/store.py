@@ -134,6 +134,12 @@ class RunStore:
             args = (stage,)
         return [_row(r) for r in self._conn.execute(sql + " ORDER BY video_id, stage", args)]
 
+    def video_rows(self, video_id: str) -> dict[str, StageRow]:
+        """{stage: row} of one video."""
+        sql = ("SELECT video_id, stage, status, attempts, fingerprint, outputs, error_type, error_message, note, "
+               "started_at, finished_at FROM stage_runs WHERE video_id=?")
+        return {r[1]: _row(r) for r in self._conn.execute(sql, (video_id,))}
+
     def rows_with_prefix(self, stage: str, *prefixes: str) -> list[StageRow]:
         """Rows of `stage` whose key starts with one of `prefixes` (discovery sources and items)."""
         where = " OR ".join("substr(video_id, 1, ?) = ?" for _ in prefixes)

@@ -6,6 +6,7 @@ the outcome in the run store and decides whether later stages can run.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -27,12 +28,20 @@ class VideoContext:
 
     @property
     def video_dir(self) -> Path:
-        path = inside(self.out_dir, "videos", safe_name(self.video.id))
+        # resolved once per context: a rerun's skip check asks for it dozens of times per video
+        path = self.__dict__.get("_video_dir")
+        if path is None:
+            path = self.__dict__["_video_dir"] = inside(self.out_dir, "videos", safe_name(self.video.id))
         path.mkdir(parents=True, exist_ok=True)
         return path
 
     def path(self, *parts: str) -> Path:
-        return inside(self.video_dir, *parts)
+        """`naviclues.fsutil.inside(video_dir, *parts)` on strings (video_dir is resolved already)."""
+        root = str(self.video_dir)
+        real = os.path.realpath(os.path.join(root, *parts))
+        if real != root and not real.startswith(root + os.sep):
+            raise ValueError(f"path {real} escapes {root}")
+        return Path(real)
 
 
 @dataclass

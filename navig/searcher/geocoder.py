@@ -193,6 +193,11 @@ class NominatimGeocoder:
         self.empty_ttl_s = empty_ttl_s
         self._lock = threading.Lock()
         self._domain = f"{scheme}://{domain}"
+        # geopy's RateLimiter paces this process only: worker processes share this pace per server
+        from naviclues.ratelimit import SharedPace
+
+        host = "".join(c if c.isalnum() or c in ".-" else "_" for c in domain)
+        self._pace = SharedPace(cache_dir() / f"nominatim-{host}.pace", min_delay_s)
         self.requests = 0
 
     def search(self, query: str, country: str | None = None, limit: int = 3) -> list[GeoHit]:
@@ -210,8 +215,9 @@ class NominatimGeocoder:
         if raws is None:
             self.requests += 1
             # English names, so a hit can be compared with the name a model wrote ("Munich", not "München")
-            found = self._geocode(query, exactly_one=False, limit=limit, addressdetails=True, language="en",
-                                  country_codes=code.lower() if code else None)
+            with self._pace.turn():
+                found = self._geocode(query, exactly_one=False, limit=limit, addressdetails=True, language="en",
+                                      country_codes=code.lower() if code else None)
             raws = [loc.raw for loc in (found or [])]
             with self._lock:
                 self._db.execute("INSERT OR REPLACE INTO answers (key, value, stored_at) VALUES (?, ?, ?)",

@@ -64,7 +64,10 @@ def cross_validated(examples: list[tuple], rows: list[dict], k: int, grouping: s
                     feature_names: tuple[str, ...]) -> dict:
     """Grouped K-fold figures: each fold scored by a ranker fitted on the other folds only."""
     groups = [row_group(row, grouping) for row in rows]
-    folds = grouped_folds(groups, k)
+    try:
+        folds = grouped_folds(groups, k)
+    except ValueError as exc:  # e.g. every row from one channel: no fold to hold out
+        return {"error": str(exc), "country_accuracy": None, "accuracy_when_named": None}
     correct, when_named = [], []
     for fold in sorted(set(folds)):
         train = [i for i, f in enumerate(folds) if f != fold]
@@ -188,6 +191,9 @@ def main(argv: list[str] | None = None) -> dict:
     if cv:
         for grouping in GROUPINGS:
             for key in (grouping, f"{grouping}_structure_only"):
+                if cv[key].get("error"):
+                    print(f"cv {args.cv} by {key}: not measured ({cv[key]['error']})")
+                    continue
                 print(f"cv {args.cv} by {key}: accuracy {cv[key]['country_accuracy']}, "
                       f"when named {cv[key]['accuracy_when_named']} ({cv[key]['folds']} folds)")
     summary = {"country_accuracy": round(accuracy, 4), "rows": scored, "correct": correct, "skipped": len(skipped),

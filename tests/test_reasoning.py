@@ -28,15 +28,71 @@ def request(**overrides) -> ReasoningRequest:
 
 # --- extractive ----------------------------------------------------------------------------------
 
-def test_extractive_keeps_clues_and_drops_post_reveal_talk():
+def _countries_named(text: str) -> set[str]:
+    """ISO codes of every country the text names (by name, demonym, city or region), via the geoparser's index."""
+    from annotate.stages.geoparse import Geoparser, _tokens
+
+    parser = Geoparser(ranker=None)
+    return {code for m in parser.mentions(_tokens(text)) for code, _ in m.candidates if m.kind != "language"}
+
+
+def test_offline_rewrite_states_each_clue_with_its_implication():
     text, source = ExtractiveWriter().write(request())
     assert source == "extractive"
     lower = text.lower()
-    assert "yellow plates" in lower and "poles" in lower and "palm trees" in lower
-    for banned in ("it was actually", "points", "subscribe", "[music]", " um ", " uh "):
+    # the expert's clues, with the words that describe them, as first-person observations
+    assert "yellow plates" in lower and "concrete poles" in lower and "palm trees" in lower and "red" in lower
+    assert text.startswith("As I look around") and " I notice " in f" {text} "
+    # what they imply, from the true place: Paraguay lies at 25°S (subtropical, southern) and speaks Spanish
+    assert "subtropical" in lower
+    for banned in ("it was actually", "points", "subscribe", "[music]", " um ", " uh ", "thanks for watching"):
         assert banned not in f" {lower} ", banned
-    assert text.endswith("Taken together, these clues point to Paraguay.")
     assert text[0].isupper() and len(text) <= ReasoningConfig().target_chars + 40
+    assert text.endswith(".") and "Paraguay" in text.split(". ")[-1]
+
+
+def test_offline_rewrite_never_concludes_another_country():
+    """The talk concludes Brazil (and Curitiba), the truth is Paraguay: the wrong turn is dropped, so no
+    sentence of the reasoning names a country other than the one its conclusion names (issue 13, item 1)."""
+    text, _ = ExtractiveWriter().write(request())
+    assert "brazil" not in text.lower() and "curitiba" not in text.lower()
+    assert _countries_named(text) == {"PY"}
+    # also when the expert says nothing else: no observation, the conclusion alone, naming the truth
+    bare, _ = ExtractiveWriter().write(request(transcript="i think this is brazil so i'll guess brazil"))
+    assert _countries_named(bare) == {"PY"} and "Paraguay" in bare
+
+
+def test_offline_rewrite_keeps_nothing_after_the_reveal():
+    """Given the whole round (not cut), the writer itself stops at the result talk."""
+    talk = ("okay so we have white bollards with a red reflector and the forest is all birch trees "
+            "the houses are painted red with white corners and the road has a yellow centre line "
+            "the terrain is flat with lakes so i will guess north of stockholm let's see "
+            "oh it was actually right there five thousand points and the zeppelin signs are marmalade yellow "
+            "which is typical for sweden and the flabbergasted bollards too")
+    text, _ = ExtractiveWriter().write(request(transcript=talk, country="Sweden", lat=59.33, lng=18.07))
+    lower = text.lower()
+    assert "bollards" in lower and "birch trees" in lower
+    assert not any(w in lower for w in ("zeppelin", "marmalade", "flabbergasted", "points", "it was"))
+    assert "Sweden" in text.split(". ")[-1] and "cool, northern" in lower  # 59°N
+
+
+def test_fit_style_learns_length_and_clue_order_from_references():
+    from annotate.stages.clues import ClueExtractor
+    from annotate.stages.offline_rewrite import fit_style
+
+    extractor = ClueExtractor()
+    refs = ["I see dense palm trees and jungle, the tropics, then the white road lines, and at last a bollard.",
+            "The vegetation is lush with tall trees and then a yellow line appears, and finally a white bollard."
+            + " The scene goes on." * 3]
+    style = fit_style(refs, extractor.extract_text)
+    assert style.target_chars == int(sorted(len(r) for r in refs)[0] / 2 + sorted(len(r) for r in refs)[1] / 2)
+    order = style.category_order
+    assert order.index("vegetation") < order.index("road_marking") < order.index("bollard")
+    assert set(order) >= {"sign", "architecture"}  # kinds the references never show keep a place at the end
+    # the style changes the text: a short target keeps fewer observations
+    long_text, _ = ExtractiveWriter(style=type(style)(840, order)).write(request())
+    short_text, _ = ExtractiveWriter(style=type(style)(200, order)).write(request())
+    assert len(short_text) < len(long_text) and "Paraguay" in short_text
 
 
 def test_extractive_reuses_the_given_clue_extractor_and_its_settings():

@@ -9,9 +9,10 @@ player mentioned. Three backends share one interface, `ReasoningWriter.write(req
                  the API key is read from the env var named in the config at send time and never
                  logged, cached or returned;
 * `transformers` a local causal LM by hub id or path (chat template when the tokenizer has one);
-* `extractive`   the offline default: the clue-bearing sentences of the pre-reveal transcript in
-                 order, cleaned of filler and ASR tags, ending with the expert's conclusion,
-                 trimmed near the paper's mean length (~840 chars).
+* `extractive`   the offline default (the name is kept for configs; it rewrites, it does not
+                 only extract): each visual clue of the pre-reveal talk stated in the first person
+                 with what it implies about the true place, wrong turns dropped, ending with the
+                 true country and where in it (`annotate.stages.offline_rewrite`).
 
 `source` names backend and model: "extractive", "openai:gpt-4o", "transformers:/path/to/model".
 `rewrite(writer, request)` is the per-round entry point: it returns a `ReasoningResult` with an
@@ -30,9 +31,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 import requests
 from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attempt, wait_exponential
 
+from annotate import gazetteer
 from annotate.config import CluesConfig, ReasoningConfig
 from annotate.records import Clue
-from annotate.text import clean, split_sentences, strip_asr_tags, tidy_spoken, to_sentence_case
+from annotate.stages.offline_rewrite import ReasoningStyle, compose
+from annotate.text import strip_asr_tags
 from naviclues.api_keys import api_key_for
 from naviclues.fsutil import atomic_write_json
 
@@ -120,26 +123,18 @@ def rewrite(writer: ReasoningWriter, request: ReasoningRequest) -> ReasoningResu
 
 # --- extractive ---------------------------------------------------------------------------------
 
-_CONTENT_HINT = re.compile(
-    r"\b(?:because|since|so|which|means|suggests?|think|looks?|feels?|seems?|typical|common|see|notice|"
-    r"have|there'?s|driving|drive|must|probably|should)\b", re.IGNORECASE)
-_CHATTER = re.compile(
-    r"\b(?:subscribe|like button|comment|description|link|video|channel|patreon|discord|thanks for watching|"
-    r"welcome|play along|points|score|seconds left|time left|power ?up|challenge|clicked|my map|the map|zoom|"
-    r"(?:oh|but|and) it was)\b",
-    re.IGNORECASE)
-
-
 class ExtractiveWriter:
-    """Offline reasoning from the transcript itself (no model)."""
+    """Offline answer-guided reasoning from the transcript and the true place (no model)."""
 
     source = "extractive"
 
     def __init__(self, config: ReasoningConfig | None = None, clue_extractor: ClueExtractor | None = None, *,
-                 clues_config: CluesConfig | None = None):
+                 clues_config: CluesConfig | None = None, style: ReasoningStyle | None = None):
         """`clue_extractor`: reuse the flow's extractor (one spaCy pipeline, the configured clue settings);
-        without one, a `ClueExtractor(clues_config)` is built on first use."""
+        without one, a `ClueExtractor(clues_config)` is built on first use. `style`: length and clue
+        order (`offline_rewrite.fit_style`); default: the paper's shape at `config.target_chars`."""
         self.config = config or ReasoningConfig()
+        self.style = style
         self.clues_config = clues_config
         self._clue_extractor = clue_extractor
 
@@ -150,56 +145,41 @@ class ExtractiveWriter:
             self._clue_extractor = ClueExtractor(self.clues_config)
         return self._clue_extractor
 
-    def _sentence_clues(self, sentence: str) -> int:
-        return len(self.clue_extractor.extract_text(sentence))
+    def _extract(self, text: str) -> list[Clue]:
+        return self.clue_extractor.extract_text(text)
 
     def write(self, request: ReasoningRequest) -> tuple[str, str]:
-        conclusion = ""
-        if self.config.extractive_conclusion and request.country:
-            # answer-guided, like the paper's rewrite: the last line states the true place
-            place = f"{request.city}, {request.country}" if request.city else request.country
-            conclusion = f"Taken together, these clues point to {place}."
-        body = extractive_reasoning(request.transcript, self._sentence_clues,
-                                    self.config.target_chars - len(conclusion), request.country)
-        return (f"{body} {conclusion}".strip() if body else ""), self.source
+        code = request.country_code
+        if not code and request.country:
+            resolved = gazetteer.resolve_country(request.country)
+            code = resolved.code if resolved else None
+        city, setting = true_surroundings(request.lat, request.lng, code)
+        if request.city is not None:
+            city = request.city
+        style = self.style or ReasoningStyle(target_chars=self.config.target_chars)
+        country = request.country if self.config.extractive_conclusion else None
+        text = compose(request.transcript, self._extract, country, code, request.lat, request.lng, city, style,
+                       setting=setting)
+        return text, self.source
 
 
-def extractive_reasoning(transcript: str, count_clues, target_chars: int = 840, country: str | None = None) -> str:
-    """Clue-bearing sentences in order + the final conclusion, cleaned, near `target_chars`.
+NEARBY_CITY_KM = 60.0  # a city this close names where the round is ("near Cuenca")
+URBAN_KM, URBAN_POPULATION = 8.0, 300_000  # inside a big city: an urban scene
 
-    Sentences are scored by how many clue spans they hold (and a little for reasoning words);
-    channel chatter (links, score, power-ups) scores nothing. The best are kept, in transcript
-    order, until the budget is used; the last clue-bearing sentence (the conclusion) is kept.
-    """
-    sentences = [tidy_spoken(clean(s)) for s in split_sentences(transcript)]
-    sentences = [s for s in sentences if len(s.split()) >= 4]
-    if not sentences:
-        return ""
-    scored = []
-    for i, sentence in enumerate(sentences):
-        if _CHATTER.search(sentence):
-            score = 0.0
-        else:
-            score = count_clues(sentence) + 0.5 * bool(_CONTENT_HINT.search(sentence))
-            if country and country.lower() in sentence.lower():
-                score += 0.5
-        scored.append((score, i))
-    keep: set[int] = set()
-    last_clue = max((i for s, i in scored if s >= 1), default=None)
-    budget = target_chars
-    if last_clue is not None:
-        keep.add(last_clue)
-        budget -= len(sentences[last_clue]) + 1
-    for score, i in sorted(scored, key=lambda si: (-si[0], si[1])):
-        if score < 1 or i in keep:
-            continue
-        if len(sentences[i]) + 1 > budget:
-            continue
-        keep.add(i)
-        budget -= len(sentences[i]) + 1
-    if not keep:
-        keep = {len(sentences) - 1}
-    return " ".join(to_sentence_case(sentences[i]) for i in sorted(keep))
+
+def true_surroundings(lat: float | None, lng: float | None, code: str | None) -> tuple[str | None, str | None]:
+    """(nearest sizeable city when close and in the true country, "urban" | "rural" | None) of the true point."""
+    if lat is None or lng is None or (lat == 0.0 and lng == 0.0):
+        return None, None
+    from annotate.reverse import default_geocoder
+
+    geocoder = default_geocoder()
+    dist, idx = geocoder.search([lat], [lng], k=1)
+    place, km = geocoder.places[int(idx[0, 0])], float(dist[0, 0])
+    if code is not None and place.country_code != code:
+        return None, None
+    setting = "urban" if km <= URBAN_KM and place.population >= URBAN_POPULATION else "rural"
+    return (place.name if km <= NEARBY_CITY_KM else None), setting
 
 
 # --- OpenAI-compatible server -------------------------------------------------------------------

@@ -30,7 +30,8 @@ SKIP_SEGMENT = 1.0  # a segment left without an API round (an extra, a replay, a
 SKIP_API_ROUND = 0.5  # an API round without a segment (skipped by segmentation, or cut from the video)
 POINTS_TOLERANCE = 2  # OCR reads the exact score; a digit misread beyond this is a disagreement
 DISTANCE_RELATIVE_TOLERANCE = 0.01  # the screen rounds ("12.3 km", "1,204 km", "850 m")
-DISTANCE_ABSOLUTE_TOLERANCE_KM = 0.06
+# the game shows whole units ("12 km" for 12.3 km, "320 miles"): up to half a mile off
+DISTANCE_ABSOLUTE_TOLERANCE_KM = 0.81
 SAME_PLAYER_MIN_SHARE = 0.5  # this share of on-screen scores must match the API game, else it is another player's
 
 

@@ -27,6 +27,11 @@ def _app():
     return app
 
 
+def _said(output: str) -> str:
+    """A command's output as one line of words (rich wraps messages inside a bordered panel)."""
+    return " ".join(output.replace("│", " ").split())
+
+
 def _lines(path) -> list[dict]:
     return [json.loads(line) for line in path.read_text("utf-8").splitlines()]
 
@@ -65,7 +70,7 @@ def test_locate_refuses_lines_of_another_model_or_adapter_and_restart_sets_them_
                 "--base-url", server.url + "/v1", "--no-searcher", "--model", "model-a", "--adapter", "lora-2"]
         result = CliRunner().invoke(_app(), args)
         assert result.exit_code == 2, result.output
-        assert "adapter: 'lora-1' -> 'lora-2'" in " ".join(result.output.split())
+        assert "adapter: 'lora-1' -> 'lora-2'" in _said(result.output)
         assert len(server.requests) == n and len(_lines(out)) == 2
 
         # --restart: the old lines are kept aside, every image is located again with the new adapter
@@ -153,7 +158,7 @@ def test_eval_applies_the_papers_im2gps3k_thresholds_and_refuses_a_changed_model
         # another model on the same folder: a usage error naming it, before any request
         refused = CliRunner().invoke(_app(), base + ["--model", "model-b"])
         assert refused.exit_code == 2, refused.output
-        assert "model: 'model-a' -> 'model-b'" in " ".join(refused.output.split())
+        assert "model: 'model-a' -> 'model-b'" in _said(refused.output)
         assert len(server.requests) == n
 
         # an explicit --option wins over the paper's setting (and is another setting: --restart)

@@ -20,7 +20,8 @@ round is not exact); distance within the display's rounding (0.81 km, or 0.1 %);
 vs the truth's `kept` (rows of truth rounds not kept are `kept_false`, kept truth rounds with
 no row `kept_missed`); clue→frame alignment: for each row clue placed on a frame, the truth
 clue of that round whose phrase contains the clue's text and was being said when the row clue
-was (see `clue_alignment`), error = |frame time − truth clue time| (other clues — filler, the
+was (see `clue_alignment`), error = |frame time − truth clue time| (`frame_gap_p95_s`: |frame time − when the row says
+the clue was said|, the frames' share of it; other clues — filler, the
 conclusion naming the country again — are counted as `clues_unmatched`, not scored). Every figure is given overall and per group: per video and, where the truth videos
 carry them, per style, resolution and fps. The last stdout line is one JSON object.
 """
@@ -181,15 +182,17 @@ def _norm(text: str) -> str:
     return " ".join(_TOKEN.findall(str(text).lower()))
 
 
-def clue_alignment(row: dict, truth_round: dict) -> tuple[list[float], int]:
-    """(|frame time − truth clue time| per placed clue that is a truth clue, number of placed clues that are not).
+def clue_alignment(row: dict, truth_round: dict) -> tuple[list[float], list[float], int]:
+    """Per placed clue that is a truth clue: |frame time − truth clue time| and |frame time − the
+    time the row says the clue was said| (the frames' share of the error); and the number of placed
+    clues that are no truth clue.
 
     A row clue is a truth clue when the truth phrase contains its text and it was said while the
     phrase was: within PHRASE_S_PER_WORD per phrase word (+ PHRASE_SLACK_S) of the truth time, so
     the same name said again in the conclusion or the chat talk is not scored against the clue."""
     truth_clues = [(float(t), _norm(text)) for t, text in truth_round.get("clue_times") or []]
     frame_times = row.get("frame_times_s") or []
-    errors, unmatched = [], 0
+    errors, gaps, unmatched = [], [], 0
     for clue in row.get("clues") or []:
         idx = clue.get("frame_index")
         if idx is None or not 0 <= idx < len(frame_times):
@@ -204,7 +207,8 @@ def clue_alignment(row: dict, truth_round: dict) -> tuple[list[float], int]:
             continue
         t_true = min(said, key=lambda t: abs(t - said_at))
         errors.append(abs(float(frame_times[idx]) - t_true))
-    return errors, unmatched
+        gaps.append(abs(float(frame_times[idx]) - said_at))
+    return errors, gaps, unmatched
 
 
 # --------------------------------------------------------------------------- figures
@@ -225,6 +229,7 @@ class Tally:
     kept_matching: int = 0
     kept_false: int = 0
     align: list[float] = field(default_factory=list)
+    frame_gap: list[float] = field(default_factory=list)
     clues_unmatched: int = 0
     videos_expected: int = 0
     videos_found: int = 0
@@ -249,6 +254,7 @@ class Tally:
             "kept_expected": self.kept_expected, "kept_rows": self.kept_rows, "kept_matching": self.kept_matching,
             "kept_false": self.kept_false, "kept_missed": self.kept_expected - self.kept_matching,
             "align_err_median_s": med(self.align), "align_err_p95_s": p95(self.align),
+            "frame_gap_p95_s": p95(self.frame_gap),
             "clues_aligned": len(self.align), "clues_unmatched": self.clues_unmatched,
         }
 
@@ -289,11 +295,12 @@ def evaluate(truth_videos: list[dict], run_dir: Path, slack: float = 2.0) -> dic
                 video_rows[int(row["round"])] = row
         truth_by_round = {int(r["round"]): r for r in video["rounds"]}
         kept_truth = {k for k, r in truth_by_round.items() if r.get("kept")}
-        align, unmatched = [], 0
+        align, gaps, unmatched = [], [], 0
         for k, row in video_rows.items():
             if k in truth_by_round:
-                errs, n_un = clue_alignment(row, truth_by_round[k])
+                errs, gap, n_un = clue_alignment(row, truth_by_round[k])
                 align += errs
+                gaps += gap
                 unmatched += n_un
         for name in groups:
             t = tallies[name]
@@ -315,6 +322,7 @@ def evaluate(truth_videos: list[dict], run_dir: Path, slack: float = 2.0) -> dic
             t.kept_matching += len(kept_truth & set(video_rows))
             t.kept_false += len(set(video_rows) - kept_truth)
             t.align += align
+            t.frame_gap += gaps
             t.clues_unmatched += unmatched
         details.append({
             "video": video.get("id") or video.get("page"), "run_folder": rv.folder.name if rv else None,

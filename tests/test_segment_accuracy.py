@@ -114,6 +114,8 @@ def test_figures_on_a_flawed_run(bench, flawed_run):
     assert f["clues_aligned"] == 3 and f["clues_unmatched"] == 2
     assert f["align_err_median_s"] == pytest.approx(0.5)
     assert f["align_err_p95_s"] == pytest.approx(0.95)
+    # frame vs the clue's own time: tromso 5.5 vs 5.25, yellow reflector 11.0 vs 12.35, curitiba 6.2 vs 6.25
+    assert f["frame_gap_p95_s"] == pytest.approx(1.24)
     groups = f["groups"]
     assert set(groups) == {"video:vidA", "video:vidB", "video:vidC", "style:classic", "style:neon",
                            "resolution:854x480", "resolution:1280x720", "fps:60", "fps:30"}

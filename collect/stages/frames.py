@@ -33,7 +33,7 @@ UI_REGIONS = (
     (0.72, 0.62, 1.0, 1.0),  # minimap and guess button
 )
 GUESS_MARGIN_S = 0.25  # stay clear of the cut to the result screen
-SPEECH_TWIN_S = 1.0  # a near-identical frame this close already shows what was being said
+SPEECH_TWIN_S = 0.4  # a near-identical frame this close already shows what was being said (clue→frame alignment is judged to 1 s)
 PHASH_MIN_SIDE = 128  # the perceptual hash is taken on a copy box-reduced to about this size
 
 

@@ -706,10 +706,9 @@ def read_predictions(path: Path | str) -> PredictionColumns:
         records = records.filter(from_numpy(~no_id))
     # the last line of an id wins: keep each id's last row, in the order of those last rows
     ids = records.column("id").combine_chunks()
-    encoded = pc.dictionary_encode(ids)
-    if len(encoded.dictionary) == len(ids):
+    if pc.count_distinct(ids).as_py() == len(ids):  # the usual case: one line per id
         return PredictionColumns(records, bad_lines, 0)
-    codes = to_numpy(encoded.indices)
+    codes = to_numpy(pc.dictionary_encode(ids).indices)
     reversed_first = np.unique(codes[::-1], return_index=True)[1]
     last = np.sort(len(codes) - 1 - reversed_first)
     duplicates = len(codes) - len(last)

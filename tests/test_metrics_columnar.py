@@ -122,10 +122,11 @@ def test_columnar_equals_rowwise_on_a_varied_file(tmp_path, truth_format):
     assert old["n_bad_lines"] == 2 and old["n_stage_errors"] > 0 and 0 < old["city_acc"] < old["country_acc"] < 1
     assert new["truth_cache"] == "miss"
     assert_same(new, old)
-    for policy in ("antipode",):
-        assert_same(score_files(preds, truth, policy=policy), rowwise.score_files(preds, reference_truth, policy=policy))
-    assert_same(score_files(preds, truth, only_predicted=True),
-                rowwise.score_files(preds, reference_truth, only_predicted=True))
+    if truth_format == ".csv":  # the options once: they act after the files are read
+        assert_same(score_files(preds, truth, policy="antipode"),
+                    rowwise.score_files(preds, reference_truth, policy="antipode"))
+        assert_same(score_files(preds, truth, only_predicted=True),
+                    rowwise.score_files(preds, reference_truth, only_predicted=True))
     warm = score_files(preds, truth)
     assert warm["truth_cache"] == "hit"
     assert_same(warm, old)

@@ -172,3 +172,6 @@ def _register_eval_commands() -> None:
 
 
 _register_eval_commands()
+
+if __name__ == "__main__":  # `python -m navig.cli`, as the console script
+    main()

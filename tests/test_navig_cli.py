@@ -321,3 +321,14 @@ def test_an_import_error_in_the_eval_commands_is_shown_not_swallowed():
     assert "navig eval cannot run" in eval_line and "ModuleNotFoundError" in eval_line
     assert "navig.eval.ablations" in eval_line  # the original exception's message
     assert "LOCATE 0" in proc.stdout
+
+
+def test_python_dash_m_navig_cli_runs_the_app():
+    """`python -m navig.cli` is the console script too (it printed nothing and exited 0 once the
+    module's main guard was lost)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "navig.cli", "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "locate" in proc.stdout and "eval" in proc.stdout

@@ -36,6 +36,7 @@ from typing import Any
 from PIL import Image
 
 from naviclues.fsutil import atomic_write_json, fingerprint, read_json
+from naviclues.secrets import redact_urls
 from navig.backends.base import VLM, VLMError, VLMRequest, load_vlm
 from navig.guesser import build_guesser_prompt, parse_answer, resolve_prediction
 from navig.images import UNREADABLE, load_rgb
@@ -496,9 +497,10 @@ def run_settings(o: LocateOptions) -> dict[str, Any]:
     for name in LOCAL_PATH_OPTIONS:
         if values.get(name) and Path(str(values[name])).exists():
             values[f"{name}_content"] = content_identity(values[name])
-    if values.get("base_url"):
-        values["base_url"] = str(values["base_url"]).rstrip("/")
-    values["geocoder_data"] = _geocoder_identity(o)
+    for name in ("base_url", "geocoder_url"):  # the record is a file: no user:password@ or ?key= in it
+        if values.get(name):
+            values[name] = redact_urls(str(values[name]).rstrip("/"))
+    values["geocoder_data"] = redact_urls(_geocoder_identity(o))
     values["prompts"] = fingerprint({name: getattr(prompts, name) for name in prompts.__all__})
     return json.loads(json.dumps(values, default=str))  # tuples → lists, paths → text: as read back
 

@@ -196,3 +196,23 @@ def test_an_image_changed_under_the_same_id_is_located_again(tmp_path, shared_ca
         assert (metrics["changed_images"], metrics["located_now"]) == (1, 1)
     for out in (tmp_path / "p.jsonl", tmp_path / "run" / "predictions.jsonl"):  # the last line is the new image's
         assert read_done(out)[images[1].stem]["image_sha256"] == image_digest(images[1])
+
+
+def test_settings_record_carries_no_url_credentials(tmp_path):
+    """`<out>.settings.json` and the mismatch message are files and logs: a base_url or Nominatim URL
+    with user:password@ or ?key= must not put the secret there."""
+    from navig.pipeline import SettingsMismatch, claim_settings, locate_options
+
+    out = tmp_path / "p.jsonl"
+    options = locate_options(model="m", backend="openai", base_url="https://bob:hunter2pw@vllm.lab:8000/v1/",
+                             geocoder="nominatim", geocoder_url="https://geo.lab/?key=nominatimsecret9", detector=None)
+    claim_settings(out, options)
+    record = (tmp_path / "p.jsonl.settings.json").read_text()
+    assert "hunter2pw" not in record and "nominatimsecret9" not in record
+    assert "vllm.lab:8000/v1" in record and "geo.lab" in record  # the servers themselves still count
+    out.write_text('{"id": "x", "prediction": null, "failure": "f", "failure_kind": "unparseable"}\n')
+    other = locate_options(model="m2", backend="openai", base_url="https://bob:hunter2pw@vllm.lab:8000/v1/",
+                           geocoder="nominatim", geocoder_url="https://geo.lab/?key=nominatimsecret9", detector=None)
+    with pytest.raises(SettingsMismatch) as refused:
+        claim_settings(out, other)
+    assert "hunter2pw" not in str(refused.value) and "nominatimsecret9" not in str(refused.value)

@@ -40,14 +40,10 @@ standard library, with the row-wise rules, so an odd line costs time, never a di
 from __future__ import annotations
 
 import csv
-import hashlib
-import io
 import json
 import math
-import os
 import re
 import unicodedata
-from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -444,9 +440,6 @@ def load_truth(path: Path | str) -> TruthTable:
 
 # --- predictions
 
-_RECORD_COLUMNS = ("id", "prediction_given", "lat", "lng", "country", "city", "failure", "failure_kind",
-                   "policy", "trace_errors")
-
 
 def _record_row(record: dict) -> dict[str, Any]:
     """One `navig locate` record in the columns the scorer reads (the row-wise rules):
@@ -667,7 +660,7 @@ def _parse_locate_lines(numbered: list[tuple[int, bytes]], tables: list, bad_lin
 class PredictionColumns:
     """Predictions, one row per distinct id (the last line of an id wins), columnar."""
 
-    records: Any  # pyarrow Table with _RECORD_COLUMNS
+    records: Any  # pyarrow Table of `_record_schema()`
     bad_lines: list[str]
     duplicates: int
 

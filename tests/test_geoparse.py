@@ -172,14 +172,23 @@ def test_known_guess_time_keeps_the_window(parser):
 
 @pytest.mark.skipif(not DEV.exists(), reason="../shared reference data is absent")
 def test_dev_rounds_accuracy_floor(tmp_path):
+    """Plain (in-sample: the shipped ranker was fitted on these rows) and grouped 5-fold figures, where
+    every fold's ranker is fitted on the other folds. Floors sit a little under today's measured values
+    (plain 0.839; CV by challenge 0.790, by channel 0.783; structure alone 0.734 / 0.720)."""
     out = tmp_path / "preds.jsonl"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "geoparse.py"), "--rounds", str(DEV),
-                           "--out", str(out)], capture_output=True, text=True, timeout=120, check=True)
+                           "--out", str(out), "--cv", "5"], capture_output=True, text=True, timeout=300, check=True)
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["rows"] >= 140
-    assert summary["country_accuracy"] >= 0.81  # last-country-mentioned baseline: 0.577; this parser: 0.825
+    assert summary["country_accuracy"] >= 0.81
+    cv = summary["cv"]
+    assert cv["challenge"]["folds"] == 5 and cv["channel"]["groups"] == 5
+    assert summary["cv_country_accuracy"] == cv["challenge"]["country_accuracy"] >= 0.76
+    assert cv["channel"]["country_accuracy"] >= 0.75
+    assert cv["challenge_structure_only"]["country_accuracy"] >= 0.70
+    assert cv["challenge"]["country_accuracy"] > cv["last_named_baseline"]
     preds = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(preds) == 144 and {"id", "truth", "pred", "evidence"} <= set(preds[0])
+    assert len(preds) == 144 and {"id", "truth", "pred", "evidence", "candidates"} <= set(preds[0])
 
 
 def test_geoparse_benchmark_figures_on_a_small_file(tmp_path):
@@ -206,3 +215,76 @@ def test_geoparse_benchmark_figures_on_a_small_file(tmp_path):
     assert (summary["kept_rows"], summary["kept_accuracy"]) == (2, 0.5)  # points ≥ 3400: a/1 and c/2
     preds = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert [p["pred"] for p in preds[:3]] == ["AR", "PE", "KR"] and preds[3]["correct"] is None
+
+
+def test_every_candidate_keeps_its_evidence(parser):
+    """Per candidate country: each mention with the words before it, its time and its weight."""
+    said = ("looks like spain but these bollards are not spanish and the poles are concrete so i think this is "
+            "portugal the signs and the white road lines fit too so i'll guess portugal let's see oh it was portugal")
+    words = [{"text": w, "start": float(i), "end": float(i) + 0.5} for i, w in enumerate(said.split())]
+    guess_s = float(said.split().index("let's"))
+    result = parser.predict(words, guess_s=guess_s)
+    assert result.country_code == "PT"
+    assert set(result.candidates) == {code for code, _ in result.ranked} >= {"PT", "ES"}
+    portugal = result.candidates["PT"]
+    assert [e["time_s"] for e in portugal] == [float(i) for i, w in enumerate(said.split()) if w == "portugal"]
+    assert all(e["mention"] == "portugal" and "portugal" in e["phrase"] for e in portugal)
+    assert portugal[-1]["phrase"] == "see oh it was portugal"
+    # the negated, compared Spain weighs less than the committed and revealed Portugal
+    best_spain = max(e["weight"] for e in result.candidates["ES"])
+    assert best_spain < min(e["weight"] for e in portugal)
+
+
+def test_negations_and_comparisons_vote_against(parser):
+    assert parser.predict("this is not brazil the poles look like argentina but the plates say uruguay "
+                          "so i'll go uruguay").country_code == "UY"
+    assert parser.predict("it looks like spain but the signs are portuguese so this has to be portugal "
+                          "i'll guess lisbon").country_code == "PT"
+
+
+def test_ranker_fits_weights_from_rounds_and_round_trips(tmp_path):
+    """The conditional logit learns what decides rounds: here the revealed country, not the most said one."""
+    from annotate.stages import geoparse_ranker as gr
+
+    rules_only = Geoparser(ranker=None)
+    talks = [("i think {a} maybe {a} yes {a} i'll guess {a} let's see oh it was {b}", "{b}"),
+             ("{a} {a} this is {a} so i'll go {a} let's see how wrong oh it was {b}", "{b}")]
+    pairs = [("chile", "peru"), ("kenya", "uganda"), ("norway", "sweden"), ("poland", "czechia"),
+             ("ghana", "nigeria"), ("japan", "taiwan"), ("mexico", "guatemala"), ("spain", "portugal")]
+    codes = {"peru": "PE", "uganda": "UG", "sweden": "SE", "czechia": "CZ", "nigeria": "NG", "taiwan": "TW",
+             "guatemala": "GT", "portugal": "PT"}
+    examples, groups = [], []
+    for n, (a, b) in enumerate(pairs):
+        for template, _ in talks:
+            talk = rules_only.analyse(template.format(a=a, b=b))
+            examples.append((gr.round_features(talk), codes[b]))
+            groups.append(f"game{n}")
+    ranker = gr.fit_ranker(examples, groups)
+    assert ranker.fitted_on == len(examples) and ranker.l2 in gr.L2_GRID
+    assert all(max(ranker.scores(f), key=ranker.scores(f).get) == truth for f, truth in examples)
+    path = tmp_path / "weights.json"
+    path.write_text(json.dumps(ranker.to_json()))
+    again = gr.load_ranker(path)
+    assert again.scores(examples[0][0]) == pytest.approx(ranker.scores(examples[0][0]), abs=1e-4)
+    assert Geoparser(ranker=again).predict("i'll guess chile let's see oh it was peru").country_code == "PE"
+    path.write_text(json.dumps({"weights": {"no_such_feature": 1.0}}))
+    with pytest.raises(ValueError, match="unknown features"):
+        gr.load_ranker(path)
+    with pytest.raises(ValueError, match="nothing to fit"):
+        gr.fit_ranker([(examples[0][0], "ZZ")])
+
+
+def test_grouped_folds_keep_groups_whole():
+    from annotate.folds import grouped_folds, row_group
+
+    groups = ["a"] * 5 + ["b"] * 3 + ["c"] * 3 + ["d"] * 2 + ["e"]
+    folds = grouped_folds(groups, 3)
+    for g in set(groups):
+        assert len({f for f, gg in zip(folds, groups) if gg == g}) == 1
+    sizes = sorted(folds.count(f) for f in set(folds))
+    assert sizes == [4, 5, 5]
+    assert grouped_folds(["x", "y"], 5) in ([0, 1], [1, 0])  # K capped at the number of groups
+    with pytest.raises(ValueError, match="2 groups"):
+        grouped_folds(["x", "x"], 5)
+    assert row_group({"id": "geopeter/TOK/3"}, "challenge") == "geopeter/TOK"
+    assert row_group({"id": "geopeter/TOK/3", "channel": "zi8gzag"}, "channel") == "zi8gzag"

@@ -103,7 +103,7 @@ def _run(rounds: Path, *extra: str) -> subprocess.CompletedProcess:
 def default_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("rouge")
     rows = _write_rounds(folder / "rounds.jsonl")
-    proc = _run(folder / "rounds.jsonl", "--out", str(folder / "preds.jsonl"))
+    proc = _run(folder / "rounds.jsonl", "--out", str(folder / "preds.jsonl"), "--cv", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return folder, rows, proc
 
@@ -116,7 +116,7 @@ def test_rewrite_rouge_cli_scores_rows_with_references(default_run):
     assert summary["errors"] == 0 and summary["backend"] == "extractive"
     for key in ("rouge1", "rouge2", "rougeL"):
         assert 0.0 <= summary[key] <= 1.0, (key, summary)
-    # the references paraphrase the talk, so the extractive text overlaps them
+    # the references paraphrase the talk, so the rewrite overlaps them
     assert summary["rouge1"] > 0.2 and summary["rouge2"] > 0.0
     assert summary["rouge1"] >= summary["rouge2"]
 
@@ -133,6 +133,24 @@ def test_rewrite_rouge_cli_scores_rows_with_references(default_run):
         assert abs(statistics.mean(p[key] for p in preds) - summary[key]) < 1e-3, key
     assert summary["mean_chars"] == round(statistics.mean(len(p["reasoning"]) for p in preds), 1)
     assert "japan" in preds[2]["reasoning"].lower()  # built from the timed words before guess_s
+
+
+def test_rewrite_rouge_cli_cross_validates_the_style_on_training_folds(default_run):
+    """--cv: grouped by challenge the 3 rows make 2 folds (largest groups first, ties by name: aaaa and
+    cccc together); each fold's length is the median reference length of the OTHER fold only. Grouped
+    by channel (all geopeter) there is nothing to hold out: reported, not faked."""
+    _, rows, proc = default_run
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    cv = summary["cv"]
+    assert cv["k"] == 2 and cv["challenge"]["folds"] == 2
+    a, b, c = (len(r["reference_reasoning"]) for r in rows[:3])
+    assert cv["challenge"]["fitted_target_chars"] == [b, int(statistics.median([a, c]))]
+    for key in ("rouge1", "rouge2", "rougeL"):
+        assert 0.0 < cv["challenge"][key] <= 1.0 and summary[f"cv_{key}"] == cv["challenge"][key]
+    assert cv["channel"]["rougeL"] is None and "2 groups" in cv["channel"]["error"]
+    # every text names its true country, and none carries result talk
+    assert summary["country_named"] == 1.0 and cv["challenge"]["country_named"] == 1.0
+    assert summary["reveal_sentences"] == 0 and cv["challenge"]["reveal_sentences"] == 0
 
 
 def test_rewrite_rouge_cli_target_chars_bounds_length(default_run):

@@ -120,6 +120,9 @@ class BuildResult:
             "rows": sum(self.split_counts.values()),
             "drops": len(self.drops),
             "drop_reasons": dict(self.stats.get("drops", {}).get("by_reason", {})),
+            # rounds left out because a step failed (not because a filter judged them): item failures
+            "failed_rounds": [{"id": d.get("id"), "reasons": d.get("reasons")} for d in self.drops
+                              if d.get("stage") == "reasoning"],
         }
 
 

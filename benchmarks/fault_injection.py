@@ -482,15 +482,32 @@ def _repair_corpus(corpus: Path) -> None:
 
 
 def part_bad_inputs(work: Path, journal: Journal, *, seed: int, only: str = "all") -> dict:
-    from collect.demo.generate import generate_corpus
-
     wanted = list(BAD_INPUTS) if only == "all" else [n.strip() for n in only.split(",") if n.strip()]
     unknown = sorted(set(wanted) - set(BAD_INPUTS))
     if unknown:
         raise SystemExit(f"unknown bad input(s) {unknown}; known: {', '.join(BAD_INPUTS)}")
     video_roles = [n for n in wanted if n in VIDEO_INPUTS]
-    # the API faults and the full disk need their own videos; the run-level inputs use the good ones
     shutil.rmtree(work, ignore_errors=True)
+    results: dict[str, dict] = _video_inputs(work, journal, seed, video_roles) if video_roles else {}
+    run_level = [n for n in wanted if n in RUN_INPUTS]
+    if any(n.startswith("openai_") for n in run_level):
+        # rounds long enough to pass the filters, so the reasoning writer really asks the server
+        build = work / "reasoning"
+        made = run_cmd([*collect_cmd(), "run", "--demo", "--out", str(build), "--no-annotate",
+                        "--set", "demo.videos=1", "--set", "demo.rounds=2", "--set", "demo.seed=2"])
+        journal.write("bad", run="reasoning build", exit=made.returncode)
+    for name in run_level:
+        results[name] = _run_level_input(name, work, work / "reasoning")
+        journal.write("bad", input=name, **results[name])
+    handled = sum(r["handled"] for r in results.values())
+    return {"bad_inputs": len(results), "bad_inputs_handled": handled,
+            "bad_inputs_not_handled": sorted(k for k, r in results.items() if not r["handled"])}
+
+
+def _video_inputs(work: Path, journal: Journal, seed: int, video_roles: list[str]) -> dict[str, dict]:
+    """Every video-level bad input beside GOOD_VIDEOS good ones, in one run; then a repaired rerun."""
+    from collect.demo.generate import generate_corpus
+
     corpus, out = work / "corpus", work / "out"
     truth = generate_corpus(corpus, n_videos=GOOD_VIDEOS + len(VIDEO_INPUTS), seed=seed + 31, **TINY)
     ids = [v["id"] for v in truth["videos"]]
@@ -562,12 +579,11 @@ def part_bad_inputs(work: Path, journal: Journal, *, seed: int, only: str = "all
         journal.write("bad", input=role, video=vid, **results[role])
     good_lost = [p for p in produced if p.split("/")[1] in {_folder(out, v) for v in good} and produced[p] != after.get(p)]
     journal.write("bad", good_videos_artifacts_changed=len(good_lost))
-    for name in (n for n in wanted if n in RUN_INPUTS):
-        results[name] = _run_level_input(name, work, out)
-        journal.write("bad", input=name, **results[name])
-    handled = sum(r["handled"] for r in results.values())
-    return {"bad_inputs": len(results), "bad_inputs_handled": handled,
-            "bad_inputs_not_handled": sorted(k for k, r in results.items() if not r["handled"])}
+    if good_lost:
+        for result in results.values():
+            result["handled"] = False
+            result["failed_checks"].append("good_videos_artifacts_kept")
+    return results
 
 
 def _folder(out: Path, video_id: str) -> str:
@@ -598,7 +614,7 @@ def _reasoning_server_fault(name: str, out: Path) -> dict:
     card = (out / "hub" / "README.md").read_text("utf-8") if (out / "hub" / "README.md").exists() else ""
     drops = (out / "dataset" / "drops.jsonl").read_text("utf-8") if (out / "dataset" / "drops.jsonl").exists() else ""
     said = proc.stdout + proc.stderr + drops
-    named = bool(re.search(r"round \S+", said)) and bool(re.search(r"json|500|server|invalid", said, re.I))
+    named = bool(re.search(r"round demo\d+/\d+: \w+", said)) and bool(re.search(r"json|malformed|500", said, re.I))
     with chat_server(lambda body, headers: (200, chat_answer("Reasoning: the signs and the flag point here."))) as server:
         again = run_cmd([*collect_cmd(), "annotate", "--out", str(out), "--set",
                          f"annotate.reasoning.base_url={server.url}/v1", *settings])
@@ -626,16 +642,17 @@ def _unreadable_image(work: Path) -> dict:
                "--base-url", f"{server.url}/v1", "--model", "m", "--no-searcher", "--geocoder", "offline"]
         proc = run_cmd(cmd)
         lines = [json.loads(line) for line in preds.read_text("utf-8").splitlines()] if preds.exists() else []
-        broken = [r for r in lines if "broken" in json.dumps(r)]
+        broken = [r for r in lines if r.get("id") == "broken"]
         Image.new("RGB", (96, 64), (200, 10, 10)).save(images / "broken.jpg")  # the file is readable now
         again = run_cmd(cmd + ["--retry-failed"])
         lines2 = [json.loads(line) for line in preds.read_text("utf-8").splitlines()] if preds.exists() else []
-    good = [r for r in lines if "good" in json.dumps(r) and not r.get("error")]
+    good = [r for r in lines if str(r.get("id", "")).startswith("good") and r.get("prediction")]
     text = json.dumps(broken)
     checks = {"run_continues": len(good) == 2, "exit_3": proc.returncode == 3,
-              "error_names_item_and_cause": bool(broken) and "broken.jpg" in text and bool(re.search(r"error", text, re.I)),
+              "error_names_item_and_cause": bool(broken) and all("broken.jpg" in (r.get("failure") or "")
+                                                                 and r.get("failure_kind") == "image" for r in broken),
               "no_traceback": "Traceback" not in proc.stderr,
-              "next_run_retries": any("broken" in json.dumps(r) and not r.get("error") for r in lines2[len(lines):])}
+              "next_run_retries": any(r.get("id") == "broken" and r.get("prediction") for r in lines2[len(lines):])}
     return {"handled": all(checks.values()), "failed_checks": [k for k, v in checks.items() if not v],
             "exit": proc.returncode, "broken_line": text[:400], "stderr_tail": proc.stderr[-400:],
             "retry_exit": again.returncode}
@@ -752,7 +769,9 @@ def part_secrets(work: Path, journal: Journal, *, seed: int) -> dict:
            "HF_TOKEN": planted["hf_token"], "OPENAI_API_KEY": planted["openai_key"],
            "FI_REASONING_KEY": planted["openai_key"], "NAVIG_CACHE": str(work / "navig-cache")}
     corpus = work / "corpus"
-    truth = generate_corpus(corpus, n_videos=2, seed=seed + 77, **TINY)
+    # full-length rounds (seed 2: the first video's round passes the filters) so the reasoning
+    # writer really sends the OpenAI-compatible key; the second video's API answers 500
+    truth = generate_corpus(corpus, n_videos=2, rounds_per_video=1, seed=2)
     failing_token = truth["videos"][1]["challenge_token"]
     out, demo_out, preds = work / "out", work / "demo", work / "locate" / "preds.jsonl"
     images = work / "locate" / "images"
@@ -813,7 +832,10 @@ def part_secrets(work: Path, journal: Journal, *, seed: int) -> dict:
                     leaks.append(f"{key} in {stream} of `{name}`")
     files = [p for p in work.rglob("*") if p.is_file() and corpus not in p.parents]
     for path in files:
-        blob = path.read_bytes()
+        try:
+            blob = path.read_bytes()
+        except FileNotFoundError:  # SQLite's -shm/-wal go when the last connection closes
+            continue
         for key, value in secrets.items():
             if value in blob:
                 leaks.append(f"{key} in {path.relative_to(work)}")

@@ -64,6 +64,15 @@ def dataset_step(out: Path, cfg: CollectConfig, store, force: bool, con: Console
             store.mark_finished(DATASET_KEY, "annotate", "failed", fingerprint="", error_type=type(exc).__name__,
                                 error_message=message)
         return {"status": "failed", "error": message}
+    failed_rounds = summary.get("failed_rounds") or []
+    if failed_rounds:
+        # built without them; not cached as done, so the next run asks again (a server back up, a new key)
+        first = "; ".join(failed_rounds[0].get("reasons") or [])
+        message = redact(f"{len(failed_rounds)} round(s) left out of the dataset because a step failed "
+                         f"(the next run retries them); first: {first}", secret_values(cfg))
+        store.mark_finished(DATASET_KEY, "annotate", "failed", fingerprint=fp, outputs=summary,
+                            error_type="RoundsFailed", error_message=message[:2000])
+        return {**summary, "status": "failed", "error": message}
     store.mark_finished(DATASET_KEY, "annotate", "done", fingerprint=fp, outputs=summary)
     return {"status": "done", **summary}
 

@@ -160,6 +160,9 @@ def run_local(worker: Callable[[Video], VideoResult], videos: list[Video], worke
     return results
 
 
+RAY_START_ATTEMPTS = 3
+
+
 def run_ray(worker: Callable[[Video], VideoResult], videos: list[Video], workers: int,
             on_result: Callable[[VideoResult], None], address: str | None = None) -> list[VideoResult]:
     """The same worker callable as Ray tasks, on an existing cluster or a local one."""
@@ -170,9 +173,19 @@ def run_ray(worker: Callable[[Video], VideoResult], videos: list[Video], workers
     started_here = False
     if not ray.is_initialized():
         kwargs = {"address": address} if address else {"num_cpus": max(1, workers)}
-        ray.init(include_dashboard=False, ignore_reinit_error=True, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")]))}},
-                 **kwargs)
+        env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
+                                                           os.environ.get("PYTHONPATH")]))}
+        # Ray gives a local node a fixed 30 s to start; on a loaded machine (fault-injection trials on
+        # 2 shared cores) that can pass: start it again rather than lose the run
+        for attempt in range(1, RAY_START_ATTEMPTS + 1):
+            try:
+                ray.init(include_dashboard=False, ignore_reinit_error=True, log_to_driver=False,
+                         runtime_env={"env_vars": env}, **kwargs)
+                break
+            except Exception as exc:  # Ray raises a bare Exception for a node that did not come up
+                ray.shutdown()
+                if attempt == RAY_START_ATTEMPTS or address or "timed out during startup" not in str(exc):
+                    raise RuntimeError(f"the ray executor could not start: {exc}") from exc
         started_here = True
     try:
         task = ray.remote(num_cpus=1, max_retries=2)(lambda w, v: w(v))

@@ -279,7 +279,9 @@ def _print_summary(store: RunStore, results: list[VideoResult], annotate_summary
     if annotate_summary:
         if annotate_summary.get("status") == "failed":
             failed += 1
-            console.print(f"[red]dataset build failed:[/red] {annotate_summary.get('error')}")
+            # a build that left rounds out still wrote the dataset (it says how many rows)
+            label = "dataset built with failures" if "rows" in annotate_summary else "dataset build failed"
+            console.print(f"[red]{label}:[/red] {annotate_summary.get('error')}")
         else:
             console.print({k: v for k, v in annotate_summary.items() if not isinstance(v, (dict, list))})
     if failed:

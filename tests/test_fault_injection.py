@@ -149,3 +149,37 @@ def test_collect_status_does_not_load_the_configuration(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
     assert "videos: 1" in proc.stdout
+
+
+def test_rounds_left_out_by_a_failing_reasoning_server_are_item_failures_retried_next_run(tmp_path):
+    """A reasoning server answering 500 (or a cut-off body) leaves rounds out of the build: the build is
+    recorded failed with the round and the cause (exit 3), not cached, and the next run asks again."""
+    from collect.cli import dataset_step
+    from collect.runner import DATASET_KEY
+    from collect_folder import PLACES, PlayedRound, write_video
+    from navig.testing import openai_server
+
+    out = tmp_path / "out"
+    write_video(out, "vidR1", "tokR1", PLACES[:2], [PlayedRound(p, k, screen_points=p.points)
+                                                    for k, p in enumerate(PLACES[:2], start=1)])
+    up = {"on": False}
+    quiet = Console(file=open(os.devnull, "w"))
+    with openai_server(lambda body: "Reasoning: yellow lines and the language point here." if up["on"] else 500) as server:
+        cfg = load_config(overrides=["annotate.reasoning.backend=openai", "annotate.reasoning.model=m",
+                                     f"annotate.reasoning.base_url={server.url}/v1", "annotate.reasoning.retries=1",
+                                     "annotate.reasoning.backoff_s=0", "annotate.filter.min_words=20",
+                                     "annotate.filter.min_points=0", "annotate.build.test_challenges=0"])
+        with RunStore(out) as store:
+            first = dataset_step(out, cfg, store, False, quiet)
+            row = store.get(DATASET_KEY, "annotate")
+        assert first["status"] == "failed" and first["rows"] == 0, first
+        assert row.status == "failed" and row.error_type == "RoundsFailed"
+        assert "2 round(s) left out" in row.error_message and "round vidR1/1" in row.error_message
+        assert "500" in row.error_message
+        assert (out / "hub" / "README.md").exists()  # the build itself was published
+        asked = len(server.requests)
+        up["on"] = True
+        with RunStore(out) as store:
+            second = dataset_step(out, cfg, store, False, quiet)  # same settings: not a cached answer
+            assert store.get(DATASET_KEY, "annotate").status == "done"
+    assert len(server.requests) > asked and second["status"] == "done" and second["rows"] == 2, second

@@ -113,6 +113,23 @@ def test_extra_timestamps(corpus, tmp_path):
     assert times == [0.0, 0.0, 0.0, 10.0, 10.0, 10.0]  # the start, +10 s; past the guess ignored
 
 
+def test_speech_frames_follow_the_words_of_long_caption_lines(corpus, tmp_path):
+    from collect.stages.frames import SPEECH_STEP_S, speech_times
+
+    ctx = _staged(corpus, tmp_path)
+    span = from_dict(RoundSpan, read_json(ctx.path(layout.ROUNDS_JSON))[0])
+    t0 = span.start_s + 1.0
+    words = [{"text": f"w{i}", "start": round(t0 + 0.2 * i, 3), "end": round(t0 + 0.2 * i + 0.15, 3)} for i in range(20)]
+    atomic_write_json(ctx.path(layout.TRANSCRIPT_JSON), {"segments": [
+        {"start": t0, "end": t0 + 4.0, "text": "", "words": words},
+        {"start": t0 + 4.1, "end": t0 + 5.0, "text": "", "words": []}]})
+    times = speech_times(ctx, span)
+    assert times[0] == t0 and t0 + 4.1 in times  # every segment's start
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert all(g >= SPEECH_STEP_S - 1e-6 or b == t0 + 4.1 for g, b in zip(gaps, times[1:]))
+    assert max(gaps) <= SPEECH_STEP_S + 0.2 + 1e-6  # a 4 s caption line gets a frame every half second
+
+
 def test_frames_are_scaled_by_ffmpeg_to_max_side(corpus, tmp_path):
     _, tv = corpus
     ctx = _staged(corpus, tmp_path, every_s=1000.0, max_side=320, dedupe_hamming=-1)

@@ -1,7 +1,8 @@
 """`frames`: still frames of each round's gameplay (round start → guess), UI masked, de-duplicated.
 
 Times: every `frames.every_s` seconds from the round start, plus `frames.timestamps`
-offsets, plus (with `frames.at_speech`) the start of every caption/ASR segment, because the
+offsets, plus (with `frames.at_speech`) the start of every caption/ASR segment and, within it, a word
+start every `SPEECH_STEP_S`, because the
 expert names a clue while it is on screen and annotate aligns each clue to its nearest frame;
 all strictly before the result screen. One ffmpeg call per round pulls them all.
 The GeoGuessr overlays (round-counter/status box top right, minimap bottom right) are
@@ -33,6 +34,7 @@ UI_REGIONS = (
     (0.72, 0.62, 1.0, 1.0),  # minimap and guess button
 )
 GUESS_MARGIN_S = 0.25  # stay clear of the cut to the result screen
+SPEECH_STEP_S = 0.5  # while words are spoken, a frame at least this often
 SPEECH_TWIN_S = 0.4  # a near-identical frame this close already shows what was being said (clue→frame alignment is judged to 1 s)
 PHASH_MIN_SIDE = 128  # the perceptual hash is taken on a copy box-reduced to about this size
 
@@ -72,13 +74,22 @@ def round_times(span: RoundSpan, every_s: float, offsets: list[float]) -> list[f
 
 
 def speech_times(ctx: VideoContext, span: RoundSpan) -> list[float]:
-    """Start times of the transcript segments spoken during the round's gameplay."""
+    """Times to take a frame at while the expert talks during the round's gameplay: every transcript
+    segment's start, and its words' starts thinned to `SPEECH_STEP_S` apart, so a clue named late in
+    a long caption line still has a frame next to it (annotate ties each clue to the nearest frame)."""
     path = ctx.path(layout.TRANSCRIPT_JSON)
     if not path.exists():
         return []
     last = span.guess_s - GUESS_MARGIN_S
-    return sorted({round(float(seg["start"]), 3) for seg in (read_json(path) or {}).get("segments", [])
-                   if span.start_s <= float(seg["start"]) < last})
+    times: list[float] = []
+    for seg in (read_json(path) or {}).get("segments", []):
+        starts = [float(seg["start"])] + [float(w["start"]) for w in seg.get("words") or []
+                                          if w.get("start") is not None]
+        for i, t in enumerate(sorted(starts)):
+            # the segment's start always; then a word start once the last frame time is far enough back
+            if span.start_s <= t < last and (i == 0 or not times or t - times[-1] >= SPEECH_STEP_S):
+                times.append(round(t, 3))
+    return sorted(set(times))
 
 
 def frame_name(round_no: int, time_s: float) -> str:

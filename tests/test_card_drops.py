@@ -36,3 +36,23 @@ def test_public_drop_example_keeps_plain_reasons():
     assert public_drop_example("video failed: C:\\Users\\bob\\clips\\video.mp4 unreadable") == \
         "video failed: …/video.mp4 unreadable"
     assert len(public_drop_example("too few words: " + "x" * 500)) == 160
+
+
+def test_a_connection_error_names_no_host_on_the_card():
+    """A reasoning server that refused the connection: requests' own message names the host and port
+    without a URL (HTTPConnectionPool(host='…', port=…)); the card keeps what happened, not where."""
+    import socket
+
+    import requests
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    try:
+        requests.post(f"http://127.0.0.1:{port}/v1/chat/completions", json={}, timeout=5)
+    except requests.ConnectionError as exc:
+        reason = f"reasoning failed: {exc}"
+    assert "host='127.0.0.1'" in reason  # the form this test is about
+    shown = public_drop_example(reason)
+    assert "127.0.0.1" not in shown and str(port) not in shown
+    assert shown.startswith("reasoning failed: HTTPConnectionPool(host=<host>): Max retries exceeded")

@@ -1,4 +1,5 @@
-"""Reverse geocoding from the embedded gazetteer: coordinates → nearest city (and so its country).
+"""Reverse geocoding from the embedded gazetteer: coordinates → country (point-in-polygon, annotate.boundaries)
+and nearest city.
 
 Used by annotate (the true country/city of a round) and by navig's scorer (truth and prediction
 names when a file gives only coordinates).
@@ -35,6 +36,7 @@ class ReverseGeocoder:
         self.min_population = min_population
         self._places = None
         self._index = None
+        self._place_outline = None  # country-outline index of each place's country (-1: none)
         table = self._place_table(cache_dir)
         self.lat = to_numpy(table.column("lat"))
         self.lng = to_numpy(table.column("lng"))
@@ -172,11 +174,41 @@ class ReverseGeocoder:
             others = np.ones(len(near_places), dtype=bool)
             others[near_offsets[:-1]] = False
             near_places[others] = idx_k[keep]
-        return ReverseLookup(self, inverse, nearest, near_offsets, near_places)
+        country, rule = self.countries_of(unique_lat, unique_lng, nearest, queries)
+        return ReverseLookup(self, inverse, nearest, near_offsets, near_places, country, rule)
+
+    def countries_of(self, lat: np.ndarray, lng: np.ndarray, nearest: np.ndarray, queries: np.ndarray):
+        """(ISO code per point as an Arrow array, rule index per point, see `annotate.boundaries`):
+        point-in-polygon over country outlines, the nearest city's country where none answers.
+
+        The outlines are generalised by ~10-25 km, so a point within `_CITY_TRUST_KM` of a city of
+        the gazetteer takes that city's country (Carouge's streets are Swiss though the coarse
+        outline puts them in France), and within `_UNCOVERED_CITY_KM` when that country has no
+        outline (a microstate such as Monaco, inside France's outline)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from annotate import boundaries
+
+        outlines = boundaries.default_boundaries()
+        if self._place_outline is None:
+            self._place_outline = outlines.index_of(self.country_code_array.to_pylist())
+        hint = self._place_outline[nearest]
+        found, rule = outlines.locate(lat, lng, hint)
+        if len(nearest):
+            city_km = _km(np.linalg.norm(queries - self.unit_vectors(self.lat[nearest], self.lng[nearest]), axis=1))
+            by_city = (city_km <= _CITY_TRUST_KM) | ((hint < 0) & (city_km <= _UNCOVERED_CITY_KM))
+            found[by_city] = -1
+            rule[by_city] = boundaries.CITY
+        city_code = self.country_code_array.take(from_numpy(nearest))
+        outline_code = pa.array(outlines.codes, pa.string()).take(from_numpy(np.maximum(found, 0)))
+        return pc.if_else(from_numpy(found >= 0), outline_code, city_code), rule
 
 
 _PLACE_TABLE_VERSION = 1
 _NEAR_BOUND_KM = 1000.0
+_CITY_TRUST_KM = 5.0
+_UNCOVERED_CITY_KM = 10.0
 
 
 def _chord(km: float) -> float:
@@ -213,6 +245,8 @@ class ReverseLookup:
     unique_nearest: np.ndarray  # unique point -> place index of its nearest city
     near_offsets: np.ndarray | None  # unique point u's cities: near_places[near_offsets[u]:near_offsets[u+1]]
     near_places: np.ndarray | None
+    unique_country: object = None  # Arrow string array: unique point -> ISO code (point-in-polygon)
+    unique_country_rule: np.ndarray | None = None  # unique point -> index into annotate.boundaries.RULES
 
     @property
     def nearest(self) -> np.ndarray:
@@ -221,9 +255,16 @@ class ReverseLookup:
 
     @property
     def country_code(self):
-        """ISO code of the country each point lies in (today: that of its nearest city), as an
+        """ISO code of the country each point lies in (point-in-polygon, see `countries_of`), as an
         Arrow string array: the one place that decides the country of a coordinate."""
-        return self.geocoder.country_code_array.take(from_numpy(self.nearest))
+        return self.unique_country.take(from_numpy(self.inverse))
+
+    @property
+    def country_rule(self) -> np.ndarray:
+        """Which rule decided each point's country: "polygon", "near-polygon" or "city"."""
+        from annotate.boundaries import RULES
+
+        return np.asarray(RULES)[self.unique_country_rule[self.inverse]]
 
     def near_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """(point, place index) for every city near every point, the nearest included."""
@@ -305,8 +346,10 @@ def default_geocoder() -> ReverseGeocoder:
 
 
 def reverse(lat: float, lng: float) -> ReversePlace:
-    """The nearest gazetteer city of one point, with its distance."""
+    """The country one point lies in (point-in-polygon, see `ReverseGeocoder.countries_of`) and
+    its nearest gazetteer city, with that city's distance."""
     geocoder = default_geocoder()
     dist, idx = geocoder.search([lat], [lng], k=1)
     place = geocoder.places[int(idx[0, 0])]
-    return ReversePlace(place.country_code, place.name, float(dist[0, 0]))
+    country = geocoder.lookup([lat], [lng]).country_code[0].as_py()
+    return ReversePlace(country, place.name, float(dist[0, 0]))

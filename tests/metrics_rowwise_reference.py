@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from annotate.reverse import ReverseGeocoder
+from annotate.reverse import ReverseGeocoder, reverse
 # the JSONL reader of whole records is unchanged: the package's own is the old one
 from navig.eval.metrics import CITY_RADIUS_KM, load_predictions, normalize_name, score_arrays
 
@@ -154,7 +154,8 @@ def score_files(
         near = truth_places.get(i) or []
         code = _country_code(truth_t.country[k])
         if code is None and near:
-            code, n_truth_geocoded = near[0].country_code, n_truth_geocoded + 1
+            # the country a point lies in (point-in-polygon), one point at a time
+            code, n_truth_geocoded = reverse(float(true_lat[i]), float(true_lng[i])).country_code, n_truth_geocoded + 1
         true_country.append(code)
         if truth_t.city[k]:
             true_city_names.append({normalize_name(truth_t.city[k])})
@@ -176,7 +177,8 @@ def score_files(
         place = pred_places.get(i)
         code = stated_country[i]
         if code is None and place is not None:
-            code, n_country_from_coords = place.country_code, n_country_from_coords + 1
+            code = reverse(float(pred_lat[i]), float(pred_lng[i])).country_code
+            n_country_from_coords += 1
         country_hit[i] = code is not None and code == true_country[i]
         city = fields[i][3] or (place.name if place is not None else None)
         city_hit[i] = normalize_name(city) in true_city_names[i]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -57,8 +58,70 @@ class CountryBoundaries:
     """Country outlines in an STRtree of their polygons (`part_country`: the country of each),
     prepared for bulk queries."""
 
-    def __init__(self, data_dir: str | Path | None = None):
+    def __init__(self, data_dir: str | Path | None = None, cache_dir: str | Path | None = None):
         import shapely
+
+        cached = self._read_cache(cache_dir)
+        if cached is None:
+            codes, geoms, part_country = self._read_outlines(data_dir)
+            self._write_cache(cache_dir, codes, geoms, part_country)
+        else:
+            codes, geoms, part_country = cached
+        self.codes = codes
+        self.geoms = np.asarray(geoms, dtype=object)
+        self.part_country = np.asarray(part_country, dtype=np.int64)
+        self.bounds = shapely.bounds(self.geoms)
+        shapely.prepare(self.geoms)
+        self._parts = [np.flatnonzero(self.part_country == c) for c in range(len(codes))]
+        self.tree = shapely.STRtree(self.geoms)
+        self._index = {c: i for i, c in enumerate(codes)}
+
+    @staticmethod
+    def _cache_path(cache_dir) -> Path | None:
+        if cache_dir is None:
+            return None
+        from importlib.metadata import version
+
+        from naviclues.fsutil import file_sha256, fingerprint
+
+        return Path(cache_dir) / f"country-outlines-{fingerprint(file_sha256(__file__), version('countryinfo'))}.npz"
+
+    def _read_cache(self, cache_dir):
+        """Parsing the GeoJSON takes seconds; the polygons' WKB loads in milliseconds."""
+        import shapely
+
+        path = self._cache_path(cache_dir)
+        if path is None or not path.is_file():
+            return None
+        try:
+            with np.load(path) as z:
+                blob, offsets = z["wkb"].tobytes(), z["offsets"]
+                geoms = shapely.from_wkb([blob[a:b] for a, b in zip(offsets[:-1], offsets[1:])])
+                return [str(c) for c in z["codes"]], list(geoms), z["part_country"]
+        except (OSError, ValueError, KeyError):
+            return None  # damaged: parsed again
+
+    def _write_cache(self, cache_dir, codes, geoms, part_country) -> None:
+        import shapely
+
+        from naviclues.fsutil import atomic_path
+
+        path = self._cache_path(cache_dir)
+        if path is None:
+            return
+        wkb = shapely.to_wkb(np.asarray(geoms, dtype=object))
+        offsets = np.concatenate([[0], np.cumsum([len(b) for b in wkb])])
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as f:
+                    np.savez(f, wkb=np.frombuffer(b"".join(wkb), dtype=np.uint8), offsets=offsets,
+                             codes=np.asarray(codes), part_country=np.asarray(part_country, dtype=np.int64))
+        except OSError:
+            pass  # a read-only cache folder only costs the next process its speed
+
+    @staticmethod
+    def _read_outlines(data_dir):
         from shapely.geometry import shape
 
         if data_dir is None:
@@ -80,15 +143,8 @@ class CountryBoundaries:
             codes.append(code)
             geoms.extend(parts)
         if not codes:
-            raise ValueError(f"no country outlines found in {data_dir}")
-        self.codes = codes
-        self.geoms = np.asarray(geoms, dtype=object)
-        self.part_country = np.asarray(part_country, dtype=np.int64)
-        self.bounds = shapely.bounds(self.geoms)
-        shapely.prepare(self.geoms)
-        self._parts = [np.flatnonzero(self.part_country == c) for c in range(len(codes))]
-        self.tree = shapely.STRtree(self.geoms)
-        self._index = {c: i for i, c in enumerate(codes)}
+            raise ValueError(f"no country outlines found in {data_dir} (countryinfo's data/*.json with geoJSON)")
+        return codes, geoms, part_country
 
     @property
     def covered(self) -> frozenset[str]:
@@ -176,4 +232,7 @@ def _field(value):
 
 @lru_cache(maxsize=1)
 def default_boundaries() -> CountryBoundaries:
-    return CountryBoundaries()
+    """The outlines, parsed once per process, their polygons kept under `$NAVIG_CACHE` (or
+    ~/.cache/navig) for later processes."""
+    root = os.environ.get("NAVIG_CACHE")
+    return CountryBoundaries(cache_dir=Path(root) if root else Path.home() / ".cache" / "navig")

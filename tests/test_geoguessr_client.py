@@ -244,3 +244,12 @@ def test_the_channel_playing_a_viewers_challenge_is_the_player(tmp_path):
     assert [r.player_points for r in stored(streamer).rounds] == [4874, 0, 3512, 5000, 2101]
     assert unknown.status == "done" and unknown.outputs["player"] is None
     assert "no game of the channel (Another Channel) or the creator (SomeViewer) in 2 highscores page(s)" in unknown.note
+
+
+def test_a_player_game_missing_guesses_is_malformed_not_silently_partial():
+    """Three guesses for five rounds: an error naming the player and the counts, not two rounds
+    quietly left without the player's points."""
+    short = {"items": [highscores_item(CREATOR_ID, "StreamerOne", STREAMER_GUESSES)]}
+    short["items"][0]["game"]["player"]["guesses"] = STREAMER_GUESSES[:3]
+    with pytest.raises(MalformedResponseError, match="player 'StreamerOne' has 3 guesses for 5 rounds"):
+        parse_challenge(TOKEN, challenge_payload(TOKEN), short)

@@ -216,6 +216,9 @@ def apply_player_guesses(token: str, rounds: list[ChallengeRound], rounds_payloa
     nick = player.get("nick") or item.get("playerName")
     if not isinstance(guesses, list):
         raise MalformedResponseError(f"challenge {token}: the game of player {nick!r} has no player.guesses list")
+    if len(guesses) != len(rounds):  # a round left without the player's points would pass as "not known"
+        raise MalformedResponseError(f"challenge {token}: the game of player {nick!r} has {len(guesses)} guesses "
+                                     f"for {len(rounds)} rounds")
     for k, (round_, guess) in enumerate(zip(rounds, guesses), start=1):
         if not isinstance(guess, dict):
             raise MalformedResponseError(f"challenge {token}: player {nick!r} guess {k} is not an object")

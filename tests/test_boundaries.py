@@ -85,3 +85,11 @@ def test_a_folder_without_outlines_is_refused(tmp_path):
     (tmp_path / "empty.json").write_text(json.dumps({"ISO": {"alpha2": "HU"}, "geoJSON": {}}), encoding="utf-8")
     with pytest.raises(ValueError, match="no country outlines"):
         boundaries.CountryBoundaries(data_dir=tmp_path)
+
+
+def test_remote_islands_without_an_outline_take_the_nearest_small_place(geocoder):
+    # Adak (Aleutians, US) and Kiritimati (Kiribati): the nearest cities of >= 15k are Anadyr and Hilo
+    points = [(51.88, -176.65), (1.87, -157.4), (-43.95, -176.56)]
+    cities = [geocoder.places[int(i)].country_code for i in geocoder.search(*zip(*points))[1][:, 0]]
+    assert cities[:2] == ["RU", "US"]
+    assert _countries(geocoder, points) == (["US", "KI", "NZ"], ["place", "place", "place"])

@@ -67,9 +67,9 @@ LABEL_QUALITY = [
     "Measured on 143 real expert rounds (dev), with grouped 5-fold cross-validation (rows grouped by challenge, "
     "or by channel; every fitted weight fitted on the training folds only):",
     "",
-    "- `transcript_country_code` (geoparse): country accuracy 0.839 plain (in-sample), **0.790 cross-validated** "
-    "by challenge (0.783 by channel); when the talk names the true country at all (0.909 of rounds) it is picked "
-    "in 0.923 plain, **0.869 cross-validated**.",
+    "- `transcript_country_code` (geoparse): country accuracy 0.839 plain (in-sample), **0.797 cross-validated** "
+    "by challenge (0.762 by channel); when the talk names the true country at all (0.909 of rounds) it is picked "
+    "in 0.923 plain, **0.877 cross-validated** (0.839 by channel).",
     "- `reasoning` (offline answer-guided rewrite) against GPT-4o references: ROUGE-1 / ROUGE-2 / ROUGE-L "
     "0.401 / 0.093 / 0.200 plain, **0.402 / 0.093 / 0.200 cross-validated**; every text names the true country, "
     "none carries talk from after the reveal.",

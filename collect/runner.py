@@ -76,7 +76,8 @@ def run_collect(out: Path, cfg: CollectConfig, *, sources: list[str], demo: bool
             refresh = refresh or any(not v.url.startswith(cfg.challenge.api_base) for v in store.videos())
         atomic_write_json(out / "config.json", cfg.masked())
         failures = 0
-        if only in (None, "discover") or "discover" in force:
+        # a demo server on another port than the listing's is refreshed even under --only STAGE
+        if only in (None, "discover") or refresh:
             discover_failures = _discover(store, cfg, sources, force=refresh, console=console)
             if discover_failures:
                 console.print(f"[yellow]discover: {discover_failures} item(s) failed (see `collect status`)[/yellow]")

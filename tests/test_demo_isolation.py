@@ -95,3 +95,31 @@ def test_demo_config_falls_back_to_offline_settings(tmp_path):
     assert notes == [] and demo.annotate["reasoning"]["backend"] == "openai"  # local servers and models stay
     assert demo.transcript.whisper_model == str(local_model)
     assert Path(demo.transcript.whisper_model).exists()
+
+
+def test_demo_rerun_of_one_stage_after_the_server_moved_port(tmp_path):
+    """The demo's video URLs name its server's port: when a rerun's server has to take another port
+    (the old one is busy), `--only download` still refreshes the listing instead of fetching dead URLs."""
+    import socket
+    from urllib.parse import urlparse
+
+    from rich.console import Console
+
+    from collect.runner import run_collect
+    from collect.store import RunStore
+
+    out = tmp_path / "out"
+    cfg = load_config(None, ["demo.videos=1", "demo.rounds=1", "run.workers=1"])
+    quiet = Console(file=open(os.devnull, "w"))
+    assert run_collect(out, cfg, sources=[], demo=True, only="discover", console=quiet) == 0
+    with RunStore(out) as store:
+        first_port = urlparse(store.videos()[0].url).port
+    with socket.socket() as holder:  # the port the listing names is now someone else's
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", first_port))
+        holder.listen()
+        assert run_collect(out, cfg, sources=[], demo=True, only="download", console=quiet) == 0
+    with RunStore(out) as store:
+        video = store.videos()[0]
+        assert urlparse(video.url).port != first_port
+        assert {(r.stage, r.status) for r in store.rows() if r.video_id == video.id} >= {("download", "done")}
